@@ -1,0 +1,26 @@
+"""The Dagster side: sync assets and jobs, the scheduling and webhook sensors, built from a registry."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from sync_pipeline.orchestration.assets import build_sync_assets
+from sync_pipeline.orchestration.resources import SyncPipelineResource
+from sync_pipeline.sdk.declaration import Registry
+
+
+def build_definitions(registry: Registry, *, database_url: str | None = None) -> Definitions:
+    """Assets, jobs and sensors for every sync in `registry`."""
+    assets, jobs = [], []
+    for sync in registry.syncs():
+        sync_assets, job = build_sync_assets(sync)
+        assets.append(sync_assets)
+        jobs.append(job)
+    return Definitions(
+        assets=assets,
+        jobs=jobs,
+        resources={"sync_pipeline": SyncPipelineResource(database_url=database_url)},
+    )
+
+
+__all__ = ["SyncPipelineResource", "build_definitions"]

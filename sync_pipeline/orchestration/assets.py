@@ -1,0 +1,135 @@
+"""The Dagster assets of a sync: one asset per model, partitioned by `<connection_id>::<variant>`.
+
+No `from __future__ import annotations` here: Dagster inspects the `context` annotation at runtime.
+"""
+
+
+from collections.abc import Iterator
+
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    AssetSpec,
+    DynamicPartitionsDefinition,
+    Failure,
+    MaterializeResult,
+    TableColumn,
+    TableSchema,
+    define_asset_job,
+    in_process_executor,
+    multi_asset,
+)
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from pydantic import BaseModel
+
+from sync_pipeline.keys import InvalidPartitionKey, parse_partition_key
+from sync_pipeline.orchestration.resources import SyncPipelineResource
+from sync_pipeline.orchestration.state import (
+    asset_key,
+    checkpoint_observation,
+    materialization_metadata,
+    read_partition_state,
+)
+from sync_pipeline.sdk.declaration import SyncDefinition
+from sync_pipeline.sdk.errors import SyncError
+from sync_pipeline.sdk.runner import RunMode, run_sync
+from sync_pipeline.store import from_iso, utcnow
+
+MODE_TAG = "sync_pipeline/mode"
+PARTITION_TAG = "sync_pipeline/partition"
+CONNECTION_TAG = "sync_pipeline/connection"
+RESOURCE_KEY = "sync_pipeline"
+
+
+def partitions_definition(sync: SyncDefinition) -> DynamicPartitionsDefinition:
+    return DynamicPartitionsDefinition(name=sync.qualified_name)
+
+
+def build_sync_assets(sync: SyncDefinition) -> tuple[AssetsDefinition, UnresolvedAssetJobDefinition]:
+    """The multi-asset that runs `sync` for one partition, and the job the scheduler launches."""
+    partitions = partitions_definition(sync)
+    specs = [
+        AssetSpec(
+            key=asset_key(sync.integration.name, model.__name__),
+            description=f"{model.__name__} records of {sync.integration.name} sync {sync.name!r}. {sync.description}".strip(),
+            group_name=sync.integration.name,
+            partitions_def=partitions,
+            kinds={"python"},
+            metadata={
+                "dagster/column_schema": _table_schema(model),
+                "sync_type": sync.sync_type,
+                "frequency": sync.frequency,
+                "track_deletes": sync.track_deletes,
+            },
+        )
+        for model in sync.models
+    ]
+
+    @multi_asset(specs=specs, name=sync.qualified_name, partitions_def=partitions, required_resource_keys={RESOURCE_KEY})
+    def sync_assets(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
+        yield from execute_sync(context, sync)
+
+    job = define_asset_job(
+        name=sync.qualified_name,
+        selection=[spec.key for spec in specs],
+        partitions_def=partitions,
+        executor_def=in_process_executor,
+        description=f"Runs {sync.integration.name} sync {sync.name!r} for one connection and variant.",
+    )
+    return sync_assets, job
+
+
+def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterator[MaterializeResult]:
+    partition = context.partition_key
+    try:
+        connection_id, variant = parse_partition_key(partition)
+    except InvalidPartitionKey as error:
+        raise Failure(description=str(error)) from None
+    resource: SyncPipelineResource = getattr(context.resources, RESOURCE_KEY)
+    store = resource.store()
+    connection = store.connections.get(sync.integration.name, connection_id)
+    if connection is None:
+        raise Failure(
+            description=f"partition {partition!r}: connection {connection_id!r} of integration "
+            f"{sync.integration.name!r} does not exist; create it first (POST /connections)"
+        )
+    store.partitions.ensure(sync.integration.name, sync.name, connection_id, variant, utcnow(), due_now=False)
+    row = store.partitions.get(sync.integration.name, sync.name, partition)
+    first_key = asset_key(sync.integration.name, sync.model_names[0])
+    state = read_partition_state(context.instance, first_key, partition, from_iso(row.created_at))
+    mode_name = context.run.tags.get(MODE_TAG, "incremental")
+
+    def on_checkpoint(checkpoint, generation, started_at) -> None:
+        context.log_event(checkpoint_observation(first_key, partition, checkpoint, generation, started_at))
+
+    try:
+        outcome = run_sync(
+            sync,
+            connection,
+            variant,
+            store.records,
+            state,
+            mode=RunMode.from_name(mode_name),
+            on_checkpoint=on_checkpoint,
+            log=context.log,
+        )
+    except SyncError as error:
+        raise Failure(description=str(error)) from error
+    for model in sync.model_names:
+        yield MaterializeResult(
+            asset_key=asset_key(sync.integration.name, model),
+            metadata=materialization_metadata(outcome, model, connection_id, variant, mode_name),
+        )
+
+
+def _table_schema(model: type[BaseModel]) -> TableSchema:
+    return TableSchema(
+        columns=[
+            TableColumn(name=name, type=_type_name(field.annotation), description=field.description)
+            for name, field in model.model_fields.items()
+        ]
+    )
+
+
+def _type_name(annotation: object) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")

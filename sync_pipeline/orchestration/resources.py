@@ -1,0 +1,31 @@
+"""The `sync_pipeline` Dagster resource: the sync_pipeline database, as assets and sensors reach it."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pandas as pd
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from sync_pipeline.settings import database_url
+from sync_pipeline.store import Store, StreamKey
+
+
+@lru_cache(maxsize=8)
+def store_for(url: str) -> Store:
+    """One store (one engine and pool) per database URL and process."""
+    return Store.from_url(url)
+
+
+class SyncPipelineResource(ConfigurableResource):
+    """Where the records cache and connections live (default: SYNC_PIPELINE_DATABASE_URL, else SQLite)."""
+
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL of the sync_pipeline database.")
+
+    def store(self) -> Store:
+        return store_for(self.database_url or database_url())
+
+    def records_frame(self, integration: str, model: str, connection_id: str, variant: str = "base") -> pd.DataFrame:
+        """The current (non-deleted) records of one model of one partition, as a DataFrame."""
+        return self.store().records.dataframe(StreamKey(integration, connection_id, model, variant))

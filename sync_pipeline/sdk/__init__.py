@@ -1,0 +1,38 @@
+"""The sync SDK: declare integrations and syncs, and the context a sync function runs with."""
+
+from sync_pipeline.sdk.context import SyncContext
+from sync_pipeline.sdk.declaration import Integration, Registry, SyncDefinition
+from sync_pipeline.sdk.errors import ProviderError, SyncError
+from sync_pipeline.sdk.frequency import InvalidFrequency, describe_frequency, parse_frequency
+from sync_pipeline.sdk.http import RetryPolicy, json_envelope_error
+from sync_pipeline.sdk.pagination import (
+    CursorPagination,
+    LinkPagination,
+    NextUrlPagination,
+    OffsetPagination,
+    Page,
+    PagePagination,
+)
+from sync_pipeline.sdk.webhooks import UnknownWebhookConnection, WebhookContext, WebhookRejected
+
+__all__ = [
+    "CursorPagination",
+    "Integration",
+    "InvalidFrequency",
+    "LinkPagination",
+    "NextUrlPagination",
+    "OffsetPagination",
+    "Page",
+    "PagePagination",
+    "ProviderError",
+    "Registry",
+    "RetryPolicy",
+    "SyncContext",
+    "SyncDefinition",
+    "SyncError",
+    "UnknownWebhookConnection",
+    "WebhookContext",
+    "WebhookRejected",
+    "describe_frequency",
+    "parse_frequency",
+]

@@ -1,0 +1,211 @@
+"""`SyncContext`: what a sync function is given: the provider client, its state, and the records cache."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from sync_pipeline.sdk.declaration import SyncDefinition
+from sync_pipeline.sdk.errors import SyncError
+from sync_pipeline.sdk.http import build_client
+from sync_pipeline.sdk.pagination import Page, Paginator
+from sync_pipeline.store import ChangeCounts, Connection, PreparedRecord, RecordsCache, StreamKey, utcnow
+
+Checkpoint = dict[str, str | int | float | bool]
+CHECKPOINT_MAX_KEYS = 16
+CHECKPOINT_MAX_STRING = 4000
+RECORD_ID_MAX = 255
+
+
+@dataclass
+class RunLedger:
+    """What one run did, per model: change counts and records rejected by validation."""
+
+    counts: dict[str, ChangeCounts] = field(default_factory=dict)
+    invalid: dict[str, int] = field(default_factory=dict)
+
+    def add(self, model: str, counts: ChangeCounts) -> None:
+        self.counts.setdefault(model, ChangeCounts())
+        self.counts[model] += counts
+
+
+class SyncContext:
+    """The context of one run of one sync for one connection and variant."""
+
+    def __init__(
+        self,
+        *,
+        sync: SyncDefinition,
+        connection: Connection,
+        variant: str,
+        cache: RecordsCache,
+        last_sync_date: datetime | None,
+        checkpoint: Checkpoint | None,
+        on_checkpoint: Callable[[Checkpoint | None], None],
+        generation: str | None,
+        log: logging.Logger | Any = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.sync = sync
+        self.connection = connection
+        self.variant = variant
+        self.last_sync_date = last_sync_date
+        self.log = log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}")
+        self.ledger = RunLedger()
+        self._cache = cache
+        self._checkpoint = checkpoint
+        self._on_checkpoint = on_checkpoint
+        self._generation = generation
+        self._transport = transport
+
+    # -- the provider --------------------------------------------------------------------------
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        """An httpx client on the provider's API, authenticated for this connection, retrying 429/5xx."""
+        return build_client(self.sync.integration, self.connection, on_retry=self.log.info, transport=self._transport)
+
+    def paginate(
+        self,
+        url: str,
+        paginator: Paginator,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data_path: str | None = None,
+        start: Any = None,
+    ) -> Iterator[Page]:
+        """Pages of `url`'s items (found at `data_path` in each body); `start` resumes from a `Page.next`."""
+        return paginator.pages(self.http, url, dict(params or {}), data_path, start)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def get_metadata(self) -> dict[str, Any]:
+        """The connection's metadata: customer-specific config; a variant's own settings under its name."""
+        return dict(self.connection.metadata)
+
+    @property
+    def sync_since(self) -> datetime | None:
+        """Where an incremental run starts: the last sync date, else the backfill window, else None (all).
+
+        The window is the sync's `backfill`, or `metadata["backfill_days"]` of the connection.
+        """
+        if self.last_sync_date is not None:
+            return self.last_sync_date
+        days = self.connection.metadata.get("backfill_days")
+        window = timedelta(days=float(days)) if isinstance(days, (int, float)) and days > 0 else self.sync.backfill
+        return utcnow() - window if window else None
+
+    def get_checkpoint(self) -> Checkpoint | None:
+        return dict(self._checkpoint) if self._checkpoint is not None else None
+
+    def save_checkpoint(self, checkpoint: Mapping[str, Any]) -> None:
+        """Record progress that survives a crash: the next run resumes from it."""
+        self._checkpoint = validate_checkpoint(checkpoint)
+        self._on_checkpoint(self._checkpoint)
+
+    def clear_checkpoint(self) -> None:
+        self._checkpoint = None
+        self._on_checkpoint(None)
+
+    # -- records -------------------------------------------------------------------------------
+
+    def batch_save(self, records: Sequence[Mapping[str, Any] | BaseModel], model: str | type[BaseModel]) -> None:
+        """Validate and save records; identical ones are no change, a duplicate id keeps the first."""
+        model_cls = self.sync.model(model)
+        prepared = self._prepare(model_cls, records)
+        key = self._stream(model_cls)
+        self.ledger.add(key.model, ChangeCounts())
+        if prepared:
+            self.ledger.add(key.model, self._cache.save(key, prepared, utcnow(), generation=self._generation))
+
+    def batch_update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> None:
+        """Merge partial records (each with its `id`) into the stored ones; unknown ids are skipped."""
+        model_cls = self.sync.model(model)
+        missing = [index for index, partial in enumerate(partials) if "id" not in partial]
+        if missing:
+            raise SyncError(f"batch_update of {model_cls.__name__}: records at positions {missing[:5]} have no 'id'")
+        key = self._stream(model_cls)
+        counts = self._cache.merge(key, [dict(p) for p in partials], lambda rows: self._prepare(model_cls, rows), utcnow())
+        self.ledger.add(key.model, counts)
+
+    def batch_delete(self, ids_or_records: Iterable[str | int | Mapping[str, Any]], model: str | type[BaseModel]) -> None:
+        """Mark records deleted (soft delete): they stay readable with `last_action: DELETED`."""
+        model_cls = self.sync.model(model)
+        ids = [str(item["id"]) if isinstance(item, Mapping) else str(item) for item in ids_or_records]
+        key = self._stream(model_cls)
+        self.ledger.add(key.model, ChangeCounts(deleted=self._cache.delete(key, ids, utcnow())))
+
+    def _stream(self, model_cls: type[BaseModel]) -> StreamKey:
+        return StreamKey(self.sync.integration.name, self.connection.connection_id, model_cls.__name__, self.variant)
+
+    def _prepare(
+        self, model_cls: type[BaseModel], records: Iterable[Mapping[str, Any] | BaseModel]
+    ) -> list[PreparedRecord]:
+        prepared: dict[str, PreparedRecord] = {}
+        duplicates: list[str] = []
+        serializer = model_cls.__pydantic_serializer__
+        for record in records:
+            try:
+                instance = record if isinstance(record, model_cls) else model_cls.model_validate(record)
+            except ValidationError as error:
+                self._reject(model_cls, record, _describe_validation_error(error))
+                continue
+            record_id = str(instance.id)  # type: ignore[attr-defined]
+            if not 0 < len(record_id) <= RECORD_ID_MAX:
+                self._reject(model_cls, record, f"field 'id': must be 1 to {RECORD_ID_MAX} characters")
+                continue
+            if record_id in prepared:
+                duplicates.append(record_id)
+                continue
+            payload = serializer.to_json(instance)
+            prepared[record_id] = PreparedRecord(
+                record_id, payload.decode(), hashlib.blake2b(payload, digest_size=16).hexdigest()
+            )
+        if duplicates:
+            self.log.warning(
+                f"{model_cls.__name__}: {len(duplicates)} duplicate id(s) in one batch kept their first record: "
+                f"{duplicates[:10]}"
+            )
+        return list(prepared.values())
+
+    def _reject(self, model_cls: type[BaseModel], record: Any, reason: str) -> None:
+        model = model_cls.__name__
+        self.ledger.invalid[model] = self.ledger.invalid.get(model, 0) + 1
+        record_id = record.get("id") if isinstance(record, Mapping) else getattr(record, "id", None)
+        self.log.warning(f"invalid {model} record id={record_id!r} not saved: {reason}")
+
+
+def _describe_validation_error(error: ValidationError) -> str:
+    return "; ".join(
+        f"field '{'.'.join(str(p) for p in item['loc']) or '<record>'}': {item['msg']}" for item in error.errors()
+    )
+
+
+def validate_checkpoint(checkpoint: Mapping[str, Any]) -> Checkpoint:
+    """A checkpoint is flat: at most 16 keys of str/int/float/bool (datetimes become ISO text)."""
+    if not isinstance(checkpoint, Mapping):
+        raise SyncError(f"a checkpoint is a dict, not {type(checkpoint).__name__}")
+    if len(checkpoint) > CHECKPOINT_MAX_KEYS:
+        raise SyncError(f"a checkpoint has at most {CHECKPOINT_MAX_KEYS} keys; this one has {len(checkpoint)}")
+    clean: Checkpoint = {}
+    for key, value in checkpoint.items():
+        if not isinstance(key, str):
+            raise SyncError(f"checkpoint keys are strings; {key!r} is not")
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        if not isinstance(value, (str, int, float, bool)):
+            raise SyncError(
+                f"checkpoint value {key!r} is a {type(value).__name__}: only str, int, float, bool and datetime"
+            )
+        if isinstance(value, str) and len(value) > CHECKPOINT_MAX_STRING:
+            raise SyncError(f"checkpoint value {key!r} has {len(value)} characters; at most {CHECKPOINT_MAX_STRING}")
+        clean[key] = value
+    return clean

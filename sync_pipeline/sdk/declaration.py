@@ -1,0 +1,188 @@
+"""Declaring integrations and their syncs: `Integration(...)` and the `@integration.sync(...)` decorator."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Literal
+
+import httpx
+from pydantic import BaseModel
+
+from sync_pipeline.sdk.errors import SyncError
+from sync_pipeline.sdk.frequency import parse_frequency
+
+if TYPE_CHECKING:
+    from sync_pipeline.sdk.context import SyncContext
+    from sync_pipeline.sdk.webhooks import WebhookContext
+    from sync_pipeline.store import Connection
+
+SyncType = Literal["full", "incremental"]
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+MODEL_PATTERN = re.compile(r"^[A-Z][a-zA-Z0-9_-]+$")
+
+
+@dataclass(frozen=True, eq=False)
+class SyncDefinition:
+    """A declared sync: what it is called, which models it writes and how it is scheduled."""
+
+    integration: "Integration"
+    name: str
+    fn: Callable[["SyncContext"], None]
+    models: tuple[type[BaseModel], ...]
+    sync_type: SyncType
+    frequency: str
+    track_deletes: bool
+    backfill: timedelta | None
+    auto_start: bool
+    description: str
+
+    @property
+    def frequency_seconds(self) -> int:
+        return parse_frequency(self.frequency)
+
+    @property
+    def model_names(self) -> list[str]:
+        return [model.__name__ for model in self.models]
+
+    @property
+    def qualified_name(self) -> str:
+        """`<integration>__<sync>`: the name of its Dagster asset, job and partitions definition."""
+        return f"{self.integration.name}__{self.name}"
+
+    def model(self, name: str | type[BaseModel]) -> type[BaseModel]:
+        wanted = name if isinstance(name, str) else name.__name__
+        for model in self.models:
+            if model.__name__ == wanted:
+                return model
+        raise SyncError(f"sync {self.qualified_name!r} has no model {wanted!r}; its models: {self.model_names}")
+
+
+WebhookHandler = Callable[["WebhookContext"], None]
+
+
+class Integration:
+    """An external API (Slack, Salesforce, ...) and the syncs that read it.
+
+    `base_url` is the API root, or a function of the connection for per-account hosts; a connection's
+    `connection_config.base_url` always wins. `error_envelope` turns a 200 response that carries an
+    error (Slack's `{"ok": false}`) into that error's message.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_url: str | Callable[["Connection"], str],
+        headers: dict[str, str] | None = None,
+        api_key_header: tuple[str, str] = ("Authorization", "Bearer "),
+        error_envelope: Callable[[httpx.Response], str | None] | None = None,
+        description: str = "",
+    ) -> None:
+        if not NAME_PATTERN.match(name):
+            raise SyncError(f"integration name {name!r} must match {NAME_PATTERN.pattern}")
+        self.name = name
+        self.base_url = base_url
+        self.headers = dict(headers or {})
+        self.api_key_header = api_key_header
+        self.error_envelope = error_envelope
+        self.description = description
+        self.syncs: dict[str, SyncDefinition] = {}
+        self.webhook_handler: WebhookHandler | None = None
+
+    def __repr__(self) -> str:
+        return f"Integration({self.name!r}, syncs={list(self.syncs)})"
+
+    def resolve_base_url(self, connection: "Connection") -> str:
+        override = connection.config.get("base_url")
+        if override:
+            return str(override)
+        return self.base_url(connection) if callable(self.base_url) else self.base_url
+
+    def sync(
+        self,
+        *,
+        models: Iterable[type[BaseModel]],
+        name: str | None = None,
+        sync_type: SyncType = "full",
+        frequency: str = "every hour",
+        track_deletes: bool = False,
+        backfill: timedelta | None = None,
+        auto_start: bool = True,
+        description: str | None = None,
+    ) -> Callable[[Callable[["SyncContext"], None]], SyncDefinition]:
+        """Declare a sync: the decorated function receives a `SyncContext` and saves batches of records."""
+        models = tuple(models)
+        if sync_type not in ("full", "incremental"):
+            raise SyncError(f"sync_type must be 'full' or 'incremental', not {sync_type!r}")
+        if track_deletes and sync_type != "full":
+            raise SyncError("track_deletes needs a full refresh sync: an incremental run does not see every record")
+        if not models:
+            raise SyncError("a sync needs at least one model")
+        for model in models:
+            if not (isinstance(model, type) and issubclass(model, BaseModel)) or "id" not in model.model_fields:
+                raise SyncError(f"model {model!r} must be a pydantic model with an `id` field")
+            if not MODEL_PATTERN.match(model.__name__):
+                raise SyncError(f"model name {model.__name__!r} must match {MODEL_PATTERN.pattern}")
+        parse_frequency(frequency)
+
+        def decorate(fn: Callable[["SyncContext"], None]) -> SyncDefinition:
+            sync_name = name or fn.__name__.replace("_", "-")
+            if not NAME_PATTERN.match(sync_name):
+                raise SyncError(f"sync name {sync_name!r} must match {NAME_PATTERN.pattern}")
+            if sync_name in self.syncs:
+                raise SyncError(f"integration {self.name!r} already has a sync named {sync_name!r}")
+            taken = {model: other.name for other in self.syncs.values() for model in other.model_names}
+            for model in models:
+                if model.__name__ in taken:
+                    raise SyncError(
+                        f"model {model.__name__!r} is already written by sync {taken[model.__name__]!r} of "
+                        f"{self.name!r}: a model belongs to one sync (it is one Dagster asset)"
+                    )
+            definition = SyncDefinition(
+                integration=self,
+                name=sync_name,
+                fn=fn,
+                models=models,
+                sync_type=sync_type,
+                frequency=frequency,
+                track_deletes=track_deletes,
+                backfill=backfill,
+                auto_start=auto_start,
+                description=description or (fn.__doc__ or "").strip(),
+            )
+            self.syncs[sync_name] = definition
+            return definition
+
+        return decorate
+
+    def webhook(self, handler: WebhookHandler) -> WebhookHandler:
+        """Declare the handler of this provider's webhooks (`POST /webhook/<integration>`)."""
+        self.webhook_handler = handler
+        return handler
+
+
+@dataclass
+class Registry:
+    """The integrations a deployment serves, looked up by name."""
+
+    integrations: dict[str, Integration] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, *integrations: Integration) -> "Registry":
+        return cls({integration.name: integration for integration in integrations})
+
+    def get(self, name: str) -> Integration | None:
+        return self.integrations.get(name)
+
+    def syncs(self) -> list[SyncDefinition]:
+        return [sync for integration in self.integrations.values() for sync in integration.syncs.values()]
+
+    def find_sync(self, integration: str, name: str) -> SyncDefinition | None:
+        found = self.integrations.get(integration)
+        return found.syncs.get(name) if found else None
+
+    def by_qualified_name(self, qualified: str) -> SyncDefinition | None:
+        return next((s for s in self.syncs() if s.qualified_name == qualified), None)

@@ -1,0 +1,44 @@
+"""Sync frequencies in Nango's forms: "every 5 minutes", "every hour", "every 2 days", "30m", "1h", "1d"."""
+
+from __future__ import annotations
+
+import re
+
+MINIMUM_SECONDS = 30
+
+_UNITS = {
+    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+    "w": 604800, "week": 604800, "weeks": 604800,
+}  # fmt: skip
+_PATTERN = re.compile(r"^(?:every\s+)?(?:(\d+(?:\.\d+)?|half|an?)\s*)?([a-z]+)$")
+
+
+class InvalidFrequency(ValueError):
+    """A frequency that cannot be read, or that is below the 30-second minimum."""
+
+
+def parse_frequency(text: str) -> int:
+    """Seconds between runs for a frequency phrase."""
+    match = _PATTERN.match(text.strip().lower())
+    if not match or match.group(2) not in _UNITS:
+        raise InvalidFrequency(
+            f"frequency {text!r} is not understood: use forms like 'every 5 minutes', 'every hour', '30m', '1h', '1d'"
+        )
+    amount_text = match.group(1)
+    amount = 0.5 if amount_text == "half" else float(amount_text) if amount_text and amount_text[0].isdigit() else 1.0
+    seconds = int(amount * _UNITS[match.group(2)])
+    if seconds < MINIMUM_SECONDS:
+        raise InvalidFrequency(f"frequency {text!r} is {seconds}s: the minimum is {MINIMUM_SECONDS} seconds")
+    return seconds
+
+
+def describe_frequency(seconds: int) -> str:
+    """The canonical phrase for a number of seconds: 3600 -> "every hour", 300 -> "every 5 minutes"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"every {unit}" if count == 1 else f"every {count} {unit}s"
+    return f"every {seconds} seconds"

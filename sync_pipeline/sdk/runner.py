@@ -1,0 +1,125 @@
+"""Running a sync once for one partition: state in, records into the cache, an outcome out."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from sync_pipeline.sdk.context import Checkpoint, SyncContext
+from sync_pipeline.sdk.declaration import SyncDefinition
+from sync_pipeline.store import ChangeCounts, Connection, RecordsCache, StreamKey, utcnow
+
+INITIAL, INCREMENTAL, FULL = "INITIAL", "INCREMENTAL", "FULL"
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A run that stopped half way: its checkpoint, and the generation and start time it had."""
+
+    checkpoint: Checkpoint | None
+    generation: str
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    """What the previous runs of a partition left: the last sync date, checkpoint, an unfinished run."""
+
+    last_sync_date: datetime | None = None
+    checkpoint: Checkpoint | None = None
+    resume: Resume | None = None
+
+
+@dataclass(frozen=True)
+class RunMode:
+    """How a run was asked for: `reset` forgets state (INITIAL run), `clear_cache` also empties records."""
+
+    reset: bool = False
+    clear_cache: bool = False
+
+    @classmethod
+    def from_name(cls, name: str | None) -> "RunMode":
+        return {
+            "full_refresh": cls(reset=True),
+            "full_refresh_and_clear_cache": cls(reset=True, clear_cache=True),
+        }.get(name or "incremental", cls())
+
+
+@dataclass
+class RunOutcome:
+    sync_type: str
+    started_at: datetime
+    generation: str
+    checkpoint_from: Checkpoint | None
+    checkpoint_to: Checkpoint | None
+    counts: dict[str, ChangeCounts]
+    invalid: dict[str, int]
+    low_watermarks: dict[str, int]
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+CheckpointSink = Callable[[Checkpoint | None, str, datetime], None]
+
+
+def run_sync(
+    sync: SyncDefinition,
+    connection: Connection,
+    variant: str,
+    cache: RecordsCache,
+    state: PartitionState,
+    *,
+    mode: RunMode = RunMode(),
+    on_checkpoint: CheckpointSink = lambda checkpoint, generation, started_at: None,
+    log: Any = None,
+    transport: httpx.BaseTransport | None = None,
+) -> RunOutcome:
+    """Run `sync` for one connection and variant; raises whatever the sync raises, deleting nothing then."""
+    if mode.reset:
+        state = PartitionState()
+    resume = state.resume
+    started_at = resume.started_at if resume else utcnow()
+    generation = resume.generation if resume else uuid.uuid4().hex
+    checkpoint_from = resume.checkpoint if resume else state.checkpoint
+    streams = {model: StreamKey(sync.integration.name, connection.connection_id, model, variant) for model in sync.model_names}
+    if mode.clear_cache:
+        for key in streams.values():
+            cache.clear(key)
+    low_watermarks = {model: cache.last_seq(key) for model, key in streams.items()}
+
+    ctx = SyncContext(
+        sync=sync,
+        connection=connection,
+        variant=variant,
+        cache=cache,
+        last_sync_date=state.last_sync_date,
+        checkpoint=checkpoint_from,
+        on_checkpoint=lambda checkpoint: on_checkpoint(checkpoint, generation, started_at),
+        generation=generation if sync.track_deletes else None,
+        log=log,
+        transport=transport,
+    )
+    try:
+        sync.fn(ctx)
+    finally:
+        if "http" in ctx.__dict__:
+            ctx.http.close()
+    if sync.track_deletes:
+        for model, key in streams.items():
+            ctx.ledger.add(model, ChangeCounts(deleted=cache.delete_unseen(key, generation, utcnow())))
+
+    return RunOutcome(
+        sync_type=INITIAL if state.last_sync_date is None else (FULL if sync.sync_type == "full" else INCREMENTAL),
+        started_at=started_at,
+        generation=generation,
+        checkpoint_from=checkpoint_from,
+        checkpoint_to=ctx.get_checkpoint(),
+        counts={model: ctx.ledger.counts.get(model, ChangeCounts()) for model in streams},
+        invalid=dict(ctx.ledger.invalid),
+        low_watermarks=low_watermarks,
+        totals={model: cache.count_live(key) for model, key in streams.items()},
+    )

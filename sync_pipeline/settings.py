@@ -1,0 +1,52 @@
+"""Settings read from the environment, in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def dagster_home() -> Path:
+    """The Dagster home: $DAGSTER_HOME, else `.dagster_home` in the working directory."""
+    return Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
+
+
+def normalize_database_url(url: str) -> str:
+    """Pick psycopg2 for a plain PostgreSQL URL: SQLAlchemy 2.1 would select psycopg 3, which is not installed."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def database_url() -> str:
+    """The sync_pipeline database: SYNC_PIPELINE_DATABASE_URL, else SQLite in the Dagster home."""
+    url = os.environ.get("SYNC_PIPELINE_DATABASE_URL")
+    if url:
+        return normalize_database_url(url)
+    return f"sqlite:///{dagster_home() / 'sync_pipeline.db'}"
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    url: str | None
+    signing_key: str | None
+    send_empty: bool
+
+    @classmethod
+    def from_env(cls) -> "WebhookSettings":
+        return cls(
+            url=os.environ.get("SYNC_PIPELINE_WEBHOOK_URL") or None,
+            signing_key=os.environ.get("SYNC_PIPELINE_WEBHOOK_SIGNING_KEY")
+            or os.environ.get("SYNC_PIPELINE_SECRET_KEY")
+            or None,
+            send_empty=os.environ.get("SYNC_PIPELINE_WEBHOOK_SEND_EMPTY", "").lower() in {"1", "true", "yes"},
+        )
+
+
+def render_instance_yaml(template: str, url: str | None) -> str:
+    """The instance's dagster.yaml: the repository's file, plus PostgreSQL storage when `url` is PostgreSQL."""
+    if url and url.startswith("postgresql"):
+        template += "\nstorage:\n  postgres:\n    postgres_url:\n      env: SYNC_PIPELINE_DATABASE_URL\n"
+    return template

@@ -1,0 +1,49 @@
+"""Engine creation and the small time helpers shared by every store module."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from sync_pipeline.settings import normalize_database_url
+from sync_pipeline.store.schema import metadata
+
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def to_iso(moment: datetime) -> str:
+    """Fixed-width UTC text: sorts like the moment it names."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+
+
+def from_iso(text: str) -> datetime:
+    return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def create_database_engine(url: str) -> Engine:
+    """An engine for SQLite (WAL, waits on locks) or PostgreSQL (batched executemany), tables created."""
+    url = normalize_database_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _tune_sqlite)
+    else:
+        engine = create_engine(url, executemany_mode="values_plus_batch", pool_pre_ping=True)
+    metadata.create_all(engine)
+    return engine
+
+
+def _tune_sqlite(dbapi_connection, _record) -> None:
+    # WAL lets the API read while a sync writes; NORMAL sync is durable across app crashes in WAL mode.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

@@ -1,0 +1,85 @@
+"""Schedule state of each sync partition (connection x variant): creation time, pause, frequency, triggers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, and_, delete, select
+
+from sync_pipeline.keys import make_partition_key
+from sync_pipeline.store.database import to_iso
+from sync_pipeline.store.records import _dialect_insert
+from sync_pipeline.store.schema import partitions
+
+
+@dataclass(frozen=True)
+class PartitionRow:
+    integration: str
+    sync_name: str
+    partition_key: str
+    connection_id: str
+    variant: str
+    created_at: str
+    paused: bool
+    frequency_seconds: int | None
+    next_due_at: str | None
+    trigger_mode: str | None
+    triggered_at: str | None
+
+
+class PartitionStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def ensure(
+        self,
+        integration: str,
+        sync_name: str,
+        connection_id: str,
+        variant: str,
+        now: datetime,
+        *,
+        due_now: bool,
+    ) -> None:
+        """Record a partition's creation (idempotent); `due_now` schedules its first run at once."""
+        with self.engine.begin() as conn:
+            statement = _dialect_insert(conn, partitions).values(
+                integration=integration,
+                sync_name=sync_name,
+                partition_key=make_partition_key(connection_id, variant),
+                connection_id=connection_id,
+                variant=variant,
+                created_at=to_iso(now),
+                paused=False,
+                next_due_at=to_iso(now) if due_now else None,
+            )
+            conn.execute(statement.on_conflict_do_nothing())
+
+    def get(self, integration: str, sync_name: str, key: str) -> PartitionRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(partitions).where(_identity(integration, sync_name, key))).first()
+        return PartitionRow(**row._mapping) if row is not None else None
+
+    def list(
+        self, integration: str, sync_name: str | None = None, connection_id: str | None = None
+    ) -> list[PartitionRow]:
+        statement = select(partitions).where(partitions.c.integration == integration)
+        if sync_name is not None:
+            statement = statement.where(partitions.c.sync_name == sync_name)
+        if connection_id is not None:
+            statement = statement.where(partitions.c.connection_id == connection_id)
+        with self.engine.connect() as conn:
+            return [PartitionRow(**row._mapping) for row in conn.execute(statement.order_by(partitions.c.partition_key))]
+
+    def remove(self, integration: str, sync_name: str, key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(partitions).where(_identity(integration, sync_name, key)))
+
+
+def _identity(integration: str, sync_name: str, key: str):
+    return and_(
+        partitions.c.integration == integration,
+        partitions.c.sync_name == sync_name,
+        partitions.c.partition_key == key,
+    )

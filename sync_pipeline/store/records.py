@@ -1,0 +1,422 @@
+"""The records cache: every record of every (integration, connection, model, variant), and its changes.
+
+Each change takes the next number of its stream's sequence (`sp_streams.last_seq`), so reading "changes
+after cursor N" is a keyset scan of the (stream_id, seq) index. Writers of one stream are serialised by
+locking the stream row first in each transaction, so sequence numbers commit in order and a reader never
+sees change N+1 before change N.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, exists, func, insert, select, update
+
+from sync_pipeline.store.database import to_iso
+from sync_pipeline.store.schema import records, seen, streams
+
+ADDED, UPDATED, DELETED = "ADDED", "UPDATED", "DELETED"
+ACTIONS = (ADDED, UPDATED, DELETED)
+
+
+@dataclass(frozen=True)
+class StreamKey:
+    """Where a record lives: one model of one variant of one connection."""
+
+    integration: str
+    connection_id: str
+    model: str
+    variant: str = "base"
+
+
+class PreparedRecord(NamedTuple):
+    """A validated record ready for the cache: its id, canonical JSON and the hash of that JSON."""
+
+    id: str
+    payload: str
+    hash: str
+
+
+@dataclass
+class ChangeCounts:
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    def __iadd__(self, other: "ChangeCounts") -> "ChangeCounts":
+        self.added += other.added
+        self.updated += other.updated
+        self.deleted += other.deleted
+        return self
+
+    def as_dict(self) -> dict[str, int]:
+        return {"added": self.added, "updated": self.updated, "deleted": self.deleted}
+
+
+class StoredRecord(NamedTuple):
+    record_id: str
+    seq: int
+    payload: str | None
+    first_seen_at: str
+    last_modified_at: str
+    last_action: str
+    deleted_at: str | None
+    pruned_at: str | None
+
+
+@dataclass(frozen=True)
+class ChangeQuery:
+    """A page of changes after a cursor, as the records API asks for it."""
+
+    after_seq: int = 0
+    limit: int = 100
+    actions: Sequence[str] = field(default_factory=tuple)
+    modified_after: str | None = None
+    ids: Sequence[str] = field(default_factory=tuple)
+
+
+class RecordsCache:
+    """Reads and writes records through one SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._stream_ids: dict[StreamKey, int] = {}
+
+    # -- streams ---------------------------------------------------------------------------------
+
+    def stream_id(self, key: StreamKey, *, create: bool = True) -> int | None:
+        if key in self._stream_ids:
+            return self._stream_ids[key]
+        condition = and_(
+            streams.c.integration == key.integration,
+            streams.c.connection_id == key.connection_id,
+            streams.c.model == key.model,
+            streams.c.variant == key.variant,
+        )
+        with self.engine.begin() as conn:
+            found = conn.execute(select(streams.c.id).where(condition)).scalar()
+            if found is None and create:
+                found = conn.execute(
+                    insert(streams).values(**key.__dict__, last_seq=0).returning(streams.c.id)
+                ).scalar_one()
+        if found is not None:
+            self._stream_ids[key] = found
+        return found
+
+    def last_seq(self, key: StreamKey) -> int:
+        sid = self.stream_id(key, create=False)
+        if sid is None:
+            return 0
+        with self.engine.connect() as conn:
+            return conn.execute(select(streams.c.last_seq).where(streams.c.id == sid)).scalar_one()
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def save(
+        self,
+        key: StreamKey,
+        batch: Sequence[PreparedRecord],
+        now: datetime,
+        *,
+        generation: str | None = None,
+    ) -> ChangeCounts:
+        """Insert new records, replace changed ones, leave identical ones alone; mark all as seen."""
+        sid = self.stream_id(key)
+        stamp = to_iso(now)
+        counts = ChangeCounts()
+        with self.engine.begin() as conn:
+            seq = _lock_stream(conn, sid)
+            stored = _stored_state(conn, sid, [r.id for r in batch])
+            rows = []
+            for record in batch:
+                previous = stored.get(record.id)
+                if previous is None or previous[1] is not None:  # new, or back after deletion
+                    action = ADDED
+                    counts.added += 1
+                elif previous[0] != record.hash:
+                    action = UPDATED
+                    counts.updated += 1
+                else:
+                    continue
+                seq += 1
+                rows.append(
+                    {
+                        "stream_id": sid,
+                        "record_id": record.id,
+                        "seq": seq,
+                        "payload": record.payload,
+                        "hash": record.hash,
+                        "first_seen_at": stamp,
+                        "last_modified_at": stamp,
+                        "last_action": action,
+                        "deleted_at": None,
+                        "pruned_at": None,
+                    }
+                )
+            if rows:
+                conn.execute(_upsert_records(conn), rows)
+                _release_stream(conn, sid, seq)
+            if generation is not None and batch:
+                conn.execute(
+                    _insert_seen(conn),
+                    [{"stream_id": sid, "generation": generation, "record_id": r.id} for r in batch],
+                )
+        return counts
+
+    def merge(
+        self,
+        key: StreamKey,
+        partials: Sequence[dict[str, Any]],
+        prepare: "PrepareFn",
+        now: datetime,
+    ) -> ChangeCounts:
+        """Merge partial records into the stored ones; ids not stored (or deleted) are skipped."""
+        sid = self.stream_id(key)
+        with self.engine.begin() as conn:
+            _lock_stream(conn, sid)
+            ids = [str(p["id"]) for p in partials]
+            rows = conn.execute(
+                select(records.c.record_id, records.c.payload).where(
+                    records.c.stream_id == sid,
+                    records.c.record_id.in_(ids),
+                    records.c.deleted_at.is_(None),
+                    records.c.payload.is_not(None),
+                )
+            ).all()
+        current = {record_id: json.loads(payload) for record_id, payload in rows}
+        merged = [{**current[str(p["id"])], **p} for p in partials if str(p["id"]) in current]
+        return self.save(key, prepare(merged), now) if merged else ChangeCounts()
+
+    def delete(self, key: StreamKey, ids: Iterable[str], now: datetime) -> int:
+        """Soft-delete the given ids that are stored and not yet deleted; returns how many were."""
+        sid = self.stream_id(key)
+        stamp = to_iso(now)
+        with self.engine.begin() as conn:
+            seq = _lock_stream(conn, sid)
+            live = conn.execute(
+                select(records.c.record_id)
+                .where(
+                    records.c.stream_id == sid,
+                    records.c.record_id.in_(list(dict.fromkeys(ids))),
+                    records.c.deleted_at.is_(None),
+                )
+                .order_by(records.c.record_id)
+            ).scalars().all()
+            seq = _mark_deleted(conn, sid, live, seq, stamp)
+        return len(live)
+
+    def delete_unseen(self, key: StreamKey, generation: str, now: datetime, chunk: int = 1000) -> int:
+        """Soft-delete live records that the run `generation` did not see, walking ids in chunks."""
+        sid = self.stream_id(key)
+        stamp = to_iso(now)
+        not_seen = ~exists().where(
+            seen.c.stream_id == records.c.stream_id,
+            seen.c.generation == generation,
+            seen.c.record_id == records.c.record_id,
+        )
+        deleted, after = 0, ""
+        while True:
+            with self.engine.begin() as conn:
+                seq = _lock_stream(conn, sid)
+                ids = conn.execute(
+                    select(records.c.record_id)
+                    .where(
+                        records.c.stream_id == sid,
+                        records.c.record_id > after,
+                        records.c.deleted_at.is_(None),
+                        not_seen,
+                    )
+                    .order_by(records.c.record_id)
+                    .limit(chunk)
+                ).scalars().all()
+                _mark_deleted(conn, sid, ids, seq, stamp)
+            deleted += len(ids)
+            if len(ids) < chunk:
+                return deleted
+            after = ids[-1]
+
+    def clear(self, key: StreamKey) -> None:
+        """Forget every record of a stream (and its sequence): used when a partition is emptied or deleted."""
+        sid = self.stream_id(key, create=False)
+        if sid is None:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(delete(records).where(records.c.stream_id == sid))
+            conn.execute(delete(seen).where(seen.c.stream_id == sid))
+
+    def drop_streams(self, integration: str, connection_id: str, variant: str | None = None) -> None:
+        """Remove the streams (and records) of a connection, or of one of its variants."""
+        condition = and_(streams.c.integration == integration, streams.c.connection_id == connection_id)
+        if variant is not None:
+            condition = and_(condition, streams.c.variant == variant)
+        with self.engine.begin() as conn:
+            ids = conn.execute(select(streams.c.id).where(condition)).scalars().all()
+            if ids:
+                conn.execute(delete(records).where(records.c.stream_id.in_(ids)))
+                conn.execute(delete(seen).where(seen.c.stream_id.in_(ids)))
+                conn.execute(delete(streams).where(streams.c.id.in_(ids)))
+        self._stream_ids = {k: v for k, v in self._stream_ids.items() if v not in ids}
+
+    def prune(self, key: StreamKey, until_seq: int, now: datetime, limit: int = 1000) -> tuple[int, bool]:
+        """Empty the payload of records up to a cursor, keeping their metadata."""
+        sid = self.stream_id(key, create=False)
+        if sid is None:
+            return 0, False
+        with self.engine.begin() as conn:
+            ids = conn.execute(
+                select(records.c.record_id)
+                .where(records.c.stream_id == sid, records.c.seq <= until_seq, records.c.pruned_at.is_(None))
+                .order_by(records.c.seq)
+                .limit(limit + 1)
+            ).scalars().all()
+            chosen = ids[:limit]
+            if chosen:
+                conn.execute(
+                    update(records)
+                    .where(records.c.stream_id == sid, records.c.record_id.in_(chosen))
+                    .values(payload=None, pruned_at=to_iso(now))
+                )
+        return len(chosen), len(ids) > limit
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def changes(self, key: StreamKey, query: ChangeQuery) -> list[StoredRecord]:
+        """Up to `query.limit` records changed after `query.after_seq`, oldest change first."""
+        sid = self.stream_id(key, create=False)
+        if sid is None:
+            return []
+        conditions = [records.c.stream_id == sid, records.c.seq > query.after_seq]
+        if query.actions:
+            conditions.append(records.c.last_action.in_(list(query.actions)))
+        if query.modified_after:
+            conditions.append(records.c.last_modified_at >= query.modified_after)
+        if query.ids:
+            conditions.append(records.c.record_id.in_(list(query.ids)))
+        statement = select(*_STORED_COLUMNS).where(*conditions).order_by(records.c.seq).limit(query.limit)
+        with self.engine.connect() as conn:
+            return [StoredRecord(*row) for row in conn.execute(statement)]
+
+    def count_live(self, key: StreamKey) -> int:
+        sid = self.stream_id(key, create=False)
+        if sid is None:
+            return 0
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).where(records.c.stream_id == sid, records.c.deleted_at.is_(None))
+            ).scalar_one()
+
+    def iter_live_payloads(self, key: StreamKey, chunk: int = 10_000) -> Iterator[list[dict[str, Any]]]:
+        """Current (non-deleted, non-pruned) records in id order, `chunk` at a time."""
+        sid = self.stream_id(key, create=False)
+        if sid is None:
+            return
+        after = ""
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(records.c.record_id, records.c.payload)
+                    .where(
+                        records.c.stream_id == sid,
+                        records.c.record_id > after,
+                        records.c.deleted_at.is_(None),
+                        records.c.payload.is_not(None),
+                    )
+                    .order_by(records.c.record_id)
+                    .limit(chunk)
+                ).all()
+            if not rows:
+                return
+            yield [json.loads(payload) for _, payload in rows]
+            after = rows[-1][0]
+
+    def dataframe(self, key: StreamKey) -> pd.DataFrame:
+        """A sync's current records as a DataFrame, for downstream assets (read in chunks)."""
+        frames = [pd.DataFrame.from_records(chunk) for chunk in self.iter_live_payloads(key)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+class PrepareFn:  # pragma: no cover - typing aid only
+    def __call__(self, records: Sequence[dict[str, Any]]) -> list[PreparedRecord]: ...
+
+
+_STORED_COLUMNS = (
+    records.c.record_id,
+    records.c.seq,
+    records.c.payload,
+    records.c.first_seen_at,
+    records.c.last_modified_at,
+    records.c.last_action,
+    records.c.deleted_at,
+    records.c.pruned_at,
+)
+
+
+def _lock_stream(conn: Connection, sid: int) -> int:
+    """Take the stream's row lock for this transaction and return its last sequence number."""
+    return conn.execute(
+        update(streams).where(streams.c.id == sid).values(last_seq=streams.c.last_seq).returning(streams.c.last_seq)
+    ).scalar_one()
+
+
+def _release_stream(conn: Connection, sid: int, seq: int) -> None:
+    conn.execute(update(streams).where(streams.c.id == sid).values(last_seq=seq))
+
+
+def _stored_state(conn: Connection, sid: int, ids: list[str]) -> dict[str, tuple[str, str | None]]:
+    rows = conn.execute(
+        select(records.c.record_id, records.c.hash, records.c.deleted_at).where(
+            records.c.stream_id == sid, records.c.record_id.in_(ids)
+        )
+    )
+    return {record_id: (hash_, deleted_at) for record_id, hash_, deleted_at in rows}
+
+
+def _mark_deleted(conn: Connection, sid: int, ids: Sequence[str], seq: int, stamp: str) -> int:
+    if not ids:
+        return seq
+    conn.execute(
+        update(records)
+        .where(records.c.stream_id == sid, records.c.record_id == bindparam("rid"))
+        .values(seq=bindparam("new_seq"), last_action=DELETED, deleted_at=stamp, last_modified_at=stamp),
+        [{"rid": record_id, "new_seq": seq + n} for n, record_id in enumerate(ids, start=1)],
+    )
+    seq += len(ids)
+    _release_stream(conn, sid, seq)
+    return seq
+
+
+def _dialect_insert(conn: Connection, table):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table)
+
+
+def _upsert_records(conn: Connection):
+    statement = _dialect_insert(conn, records)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[records.c.stream_id, records.c.record_id],
+        set_={
+            "seq": excluded.seq,
+            "payload": excluded.payload,
+            "hash": excluded.hash,
+            "last_modified_at": excluded.last_modified_at,
+            "last_action": excluded.last_action,
+            "deleted_at": None,
+            "pruned_at": None,
+        },
+    )
+
+
+def _insert_seen(conn: Connection):
+    statement = _dialect_insert(conn, seen)
+    return statement.on_conflict_do_update(
+        index_elements=[seen.c.stream_id, seen.c.record_id], set_={"generation": statement.excluded.generation}
+    )

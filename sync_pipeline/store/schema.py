@@ -1,0 +1,113 @@
+"""Tables of the sync_pipeline database (SQLAlchemy Core, portable between SQLite and PostgreSQL).
+
+Timestamps are stored as fixed-width ISO-8601 UTC text (`2026-11-24T12:00:00.000000Z`): they sort and
+compare correctly as text on both databases and cost no conversion on the bulk write path.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+Timestamp = String(32)
+
+connections = Table(
+    "sp_connections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("integration", String(255), nullable=False),
+    Column("connection_id", String(255), nullable=False),
+    Column("credentials", Text, nullable=False),  # JSON, Fernet-encrypted when a key is configured
+    Column("connection_config", Text, nullable=False),  # JSON
+    Column("metadata", Text, nullable=False),  # JSON
+    Column("webhook_url_override", Text),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("last_fetched_at", Timestamp),
+    UniqueConstraint("integration", "connection_id", name="uq_sp_connections"),
+)
+
+# One row per dynamic partition of a sync: its schedule state. Dagster owns the partition itself.
+partitions = Table(
+    "sp_partitions",
+    metadata,
+    Column("integration", String(255), primary_key=True),
+    Column("sync_name", String(255), primary_key=True),
+    Column("partition_key", String(600), primary_key=True),
+    Column("connection_id", String(255), nullable=False),
+    Column("variant", String(255), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("frequency_seconds", Integer),  # per-connection override; NULL: the sync's default
+    Column("next_due_at", Timestamp),  # NULL: never scheduled (runs at once when auto_start)
+    Column("trigger_mode", String(40)),  # a pending manual trigger
+    Column("triggered_at", Timestamp),
+    Index("ix_sp_partitions_due", "paused", "next_due_at"),
+)
+
+# A (connection, model, variant) of one integration; `last_seq` hands out record cursors.
+streams = Table(
+    "sp_streams",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("integration", String(255), nullable=False),
+    Column("connection_id", String(255), nullable=False),
+    Column("model", String(255), nullable=False),
+    Column("variant", String(255), nullable=False),
+    Column("last_seq", BigInteger, nullable=False, default=0),
+    UniqueConstraint("integration", "connection_id", "model", "variant", name="uq_sp_streams"),
+)
+
+records = Table(
+    "sp_records",
+    metadata,
+    Column("stream_id", Integer, primary_key=True),
+    Column("record_id", String(255), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("payload", Text),  # NULL once pruned
+    Column("hash", String(32), nullable=False),
+    Column("first_seen_at", Timestamp, nullable=False),
+    Column("last_modified_at", Timestamp, nullable=False),
+    Column("last_action", String(8), nullable=False),
+    Column("deleted_at", Timestamp),
+    Column("pruned_at", Timestamp),
+    Index("ix_sp_records_stream_seq", "stream_id", "seq", unique=True),
+)
+
+# The last full-refresh run (generation) that saw each record, for track_deletes. A generation outlives
+# a crash, so a resumed run still knows what its first attempt saw. One row per record: it is overwritten.
+seen = Table(
+    "sp_seen",
+    metadata,
+    Column("stream_id", Integer, primary_key=True),
+    Column("record_id", String(255), primary_key=True),
+    Column("generation", String(64), nullable=False),
+)
+
+# Webhooks to the app: one row per delivery, retried until delivered or given up.
+deliveries = Table(
+    "sp_webhook_deliveries",
+    metadata,
+    Column("delivery_id", String(64), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Timestamp, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Index("ix_sp_deliveries_due", "status", "next_attempt_at"),
+)

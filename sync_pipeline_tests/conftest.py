@@ -1,0 +1,181 @@
+"""Shared fixtures: the sync_pipeline database (SQLite, or PostgreSQL when configured), a temporary
+Dagster instance on the same backend, and fake provider servers on 127.0.0.1.
+
+Set SYNC_PIPELINE_TEST_DATABASE_URL (e.g. postgresql+psycopg2://postgres@127.0.0.1:5432/postgres) to run
+the whole suite on PostgreSQL: a fresh database is created for the session and dropped after it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from sync_pipeline.orchestration.resources import store_for
+from sync_pipeline.settings import normalize_database_url, render_instance_yaml
+from sync_pipeline.store import Store
+from sync_pipeline.store.schema import metadata
+from sync_pipeline_tests.fakes.acme import AcmeApi
+from sync_pipeline_tests.fakes.server import ServedApp
+
+REPO = Path(__file__).resolve().parents[1]
+SERVER_URL = os.environ.get("SYNC_PIPELINE_TEST_DATABASE_URL")
+
+
+def pytest_report_header(config) -> str:
+    if SERVER_URL:
+        return f"sync_pipeline database: PostgreSQL ({make_url(normalize_database_url(SERVER_URL)).host})"
+    return "sync_pipeline database: SQLite (set SYNC_PIPELINE_TEST_DATABASE_URL to also run on PostgreSQL)"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> Iterator[str]:
+    """The database of this test session: a temporary SQLite file, or a fresh PostgreSQL database."""
+    if not SERVER_URL:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'sync_pipeline.db'}"
+        return
+    server = make_url(normalize_database_url(SERVER_URL))
+    name = f"sp_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        store_for.cache_clear()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(database_url: str) -> Store:
+    """The sync_pipeline database, emptied before each test."""
+    shared = store_for(database_url)
+    with shared.engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+    shared.records._stream_ids.clear()
+    return shared
+
+
+@pytest.fixture(scope="session")
+def _session_instance(database_url: str, tmp_path_factory) -> Iterator[DagsterInstance | None]:
+    """On PostgreSQL one instance serves the session (wiped per test): its schema costs seconds to create."""
+    if not SERVER_URL:
+        yield None
+        return
+    home = tmp_path_factory.mktemp("dagster_home")
+    yield _make_instance(home, database_url)
+
+
+@pytest.fixture
+def instance(_session_instance, database_url: str, tmp_path, monkeypatch) -> Iterator[DagsterInstance]:
+    """A temporary Dagster instance on the session's backend, with the repository's dagster.yaml."""
+    monkeypatch.setenv("SYNC_PIPELINE_DATABASE_URL", database_url)
+    if _session_instance is None:
+        home = tmp_path / "dagster_home"
+        home.mkdir()
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        with _make_instance(home, database_url) as fresh:
+            yield fresh
+        return
+    _wipe(_session_instance)
+    yield _session_instance
+
+
+def _make_instance(home: Path, database_url: str) -> DagsterInstance:
+    template = (REPO / "dagster.yaml").read_text()
+    (home / "dagster.yaml").write_text(render_instance_yaml(template, database_url if SERVER_URL else None))
+    previous = os.environ.get("SYNC_PIPELINE_DATABASE_URL")
+    os.environ["SYNC_PIPELINE_DATABASE_URL"] = database_url
+    try:
+        return DagsterInstance.from_config(str(home))
+    finally:
+        if previous is None:
+            os.environ.pop("SYNC_PIPELINE_DATABASE_URL", None)
+        else:
+            os.environ["SYNC_PIPELINE_DATABASE_URL"] = previous
+
+
+def _wipe(instance: DagsterInstance) -> None:
+    instance.wipe()
+    storage = instance.event_log_storage
+    with storage.index_connection() as conn:  # dynamic partitions outlive wipe(): clear them too
+        conn.execute(text("DELETE FROM dynamic_partitions"))
+    for sensor_state in instance.all_instigator_state():
+        instance.delete_instigator_state(sensor_state.instigator_origin_id, sensor_state.selector_id)
+
+
+@pytest.fixture
+def acme() -> Iterator[AcmeApi]:
+    """The generic fake provider of the engine tests, served on 127.0.0.1."""
+    api = AcmeApi()
+    with ServedApp(api) as served:
+        api.url = served.url
+        yield api
+
+
+class SyncHarness:
+    """Creates connections and runs sync partitions through their Dagster jobs, as the scheduler would."""
+
+    def __init__(self, instance: DagsterInstance, store: Store, database_url: str, registry) -> None:
+        from sync_pipeline.orchestration import build_definitions
+
+        self.instance = instance
+        self.store = store
+        self.registry = registry
+        self.definitions = build_definitions(registry, database_url=database_url)
+
+    def connect(
+        self, integration: str, connection_id: str, *, base_url: str, credentials=None, metadata=None, config=None
+    ):
+        from sync_pipeline.store import Connection
+
+        return self.store.connections.upsert(
+            Connection(
+                integration=integration,
+                connection_id=connection_id,
+                credentials=credentials or {"type": "NONE"},
+                config={"base_url": base_url, **(config or {})},
+                metadata=metadata or {},
+            )
+        )
+
+    def add_partition(self, integration: str, sync_name: str, connection_id: str, variant: str = "base") -> str:
+        from sync_pipeline.keys import make_partition_key
+        from sync_pipeline.store import utcnow
+
+        sync = self.registry.find_sync(integration, sync_name)
+        key = make_partition_key(connection_id, variant)
+        self.instance.add_dynamic_partitions(sync.qualified_name, [key])
+        self.store.partitions.ensure(integration, sync_name, connection_id, variant, utcnow(), due_now=sync.auto_start)
+        return key
+
+    def run(self, integration: str, sync_name: str, connection_id: str, variant: str = "base", mode: str | None = None):
+        """Run one partition in process; returns Dagster's result (`.success`, materializations...)."""
+        from sync_pipeline.keys import make_partition_key
+        from sync_pipeline.orchestration.assets import MODE_TAG
+
+        sync = self.registry.find_sync(integration, sync_name)
+        key = make_partition_key(connection_id, variant)
+        if not self.instance.has_dynamic_partition(sync.qualified_name, key):
+            self.add_partition(integration, sync_name, connection_id, variant)
+        job = self.definitions.resolve_job_def(sync.qualified_name)
+        return job.execute_in_process(
+            partition_key=key, instance=self.instance, tags={MODE_TAG: mode} if mode else None, raise_on_error=False
+        )
+
+
+@pytest.fixture
+def harness(instance, store, database_url) -> SyncHarness:
+    """Runs the test integration `acme` (see acme.py) against the session's database and instance."""
+    from sync_pipeline_tests.acme import registry
+
+    return SyncHarness(instance, store, database_url, registry)

@@ -1,0 +1,47 @@
+"""A generic provider for engine tests: cursor-paginated contacts with an `updated_since` filter."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from sync_pipeline_tests.fakes.server import FakeApi
+
+
+class AcmeApi(FakeApi):
+    """`GET /contacts?cursor=&limit=&updated_since=` -> `{"items": [...], "next": "<cursor>" | null}`."""
+
+    token = "acme-token"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.contacts: dict[str, dict] = {}
+        self.crash_after_pages: int | None = None  # answer 500 forever after this many pages
+
+        @self.route("GET", "/contacts")
+        def contacts(request: Request):
+            if request.headers.get("authorization") != f"Bearer {self.token}":
+                return JSONResponse({"message": "invalid token"}, status_code=401)
+            pages_served = sum(1 for r in self.requests if r.url.path == "/contacts") - 1
+            if self.crash_after_pages is not None and pages_served >= self.crash_after_pages:
+                return JSONResponse({"message": "backend exploded"}, status_code=500)
+            rows = sorted(self.contacts.values(), key=lambda c: c["id"])
+            since = request.query_params.get("updated_since")
+            if since:
+                rows = [c for c in rows if c["updated_at"] > since]
+            start = int(request.query_params.get("cursor") or 0)
+            limit = int(request.query_params.get("limit") or 2)
+            page = rows[start : start + limit]
+            more = start + limit < len(rows)
+            return {"items": page, "next": str(start + limit) if more else None}
+
+    def put(self, contact_id: str, name: str, email: str | None = None) -> None:
+        stamp = datetime.now(timezone.utc).isoformat()
+        self.contacts[contact_id] = {
+            "id": contact_id,
+            "name": name,
+            "email": email if email is not None else f"{name.lower()}@example.com",
+            "updated_at": stamp,
+        }

@@ -1,0 +1,109 @@
+"""A tiny route-decorator router for fake APIs, served by a real uvicorn server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+Handler = Callable[[Request], Any]
+
+
+@dataclass
+class InjectedFailure:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeApi:
+    """An ASGI app: register handlers with `@api.route("GET", "/path/{name}")`; every request is recorded.
+
+    `fail_next(...)` makes the next requests fail (429 with Retry-After, 5xx...) before reaching handlers.
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.requests: list[Request] = []
+        self.bodies: list[bytes] = []
+        self.request_times: list[float] = []
+        self._failures: deque[InjectedFailure] = deque()
+
+    def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
+        pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
+
+        def register(handler: Handler) -> Handler:
+            self._routes.append((method, pattern, handler))
+            return handler
+
+        return register
+
+    def fail_next(self, status: int, body: Any = None, headers: dict[str, str] | None = None, times: int = 1) -> None:
+        for _ in range(times):
+            self._failures.append(InjectedFailure(status, body if body is not None else {"error": "injected"}, headers or {}))
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        body = await request.body()
+        self.requests.append(request)
+        self.bodies.append(body)
+        self.request_times.append(time.monotonic())
+        response = self._respond(request, body)
+        await response(scope, receive, send)
+
+    def _respond(self, request: Request, body: bytes) -> Response:
+        if self._failures:
+            failure = self._failures.popleft()
+            return JSONResponse(failure.body, status_code=failure.status, headers=failure.headers)
+        for method, pattern, handler in self._routes:
+            match = pattern.match(request.url.path)
+            if match and method == request.method:
+                request.state.body = body
+                result = handler(request, **match.groupdict())
+                return result if isinstance(result, Response) else JSONResponse(result)
+        return JSONResponse({"message": "Not Found"}, status_code=404)
+
+    def paths(self) -> list[str]:
+        return [request.url.path for request in self.requests]
+
+
+class ServedApp:
+    """An ASGI app served by uvicorn in a thread on a free 127.0.0.1 port; `url` is its root."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> "ServedApp":
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the fake server did not start within 10 s")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,0 +1,205 @@
+"""Running a sync partition through its Dagster job: what lands in the cache and in the event log."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+import pytest
+from dagster import AssetKey, AssetRecordsFilter
+
+from sync_pipeline.store import ChangeQuery, StreamKey
+
+CONTACTS = StreamKey("acme", "conn-1", "AcmeContact", "base")
+
+
+def metadata_of(result, model: str = "AcmeContact") -> dict:
+    [materialization] = [
+        m for m in result.asset_materializations_for_node("acme__" + _sync_of(model)) if m.asset_key.path[-1] == model
+    ]
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def _sync_of(model: str) -> str:
+    return {"AcmeContact": "contacts", "AcmeLead": "leads", "AcmeEmail": "directory", "AcmeDomain": "directory"}[model]
+
+
+def live_ids(store, key: StreamKey = CONTACTS) -> set[str]:
+    return {r.record_id for r in store.records.changes(key, ChangeQuery(limit=10_000)) if r.deleted_at is None}
+
+
+@pytest.fixture
+def connected(harness, acme):
+    harness.connect("acme", "conn-1", base_url=acme.url, credentials={"type": "API_KEY", "apiKey": acme.token})
+    return harness
+
+
+def test_initial_full_sync_saves_every_record_and_reports_initial(connected, acme, store):
+    for n in range(5):
+        acme.put(f"c{n}", f"Name{n}")
+
+    result = connected.run("acme", "contacts", "conn-1")
+
+    assert result.success
+    meta = metadata_of(result)
+    assert (meta["sync_type"], meta["added"], meta["updated"], meta["deleted"]) == ("INITIAL", 5, 0, 0)
+    assert meta["total_records"] == 5
+    assert live_ids(store) == {"c0", "c1", "c2", "c3", "c4"}
+
+
+def test_full_refresh_counts_added_changed_unchanged_and_vanished_exactly(connected, acme, store):
+    for n in range(6):
+        acme.put(f"c{n}", f"Name{n}")
+    assert connected.run("acme", "contacts", "conn-1").success
+
+    acme.put("c1", "Renamed")  # changed
+    acme.contacts["c2"]["email"] = "new@example.com"  # changed
+    del acme.contacts["c3"]  # vanished
+    del acme.contacts["c4"]  # vanished
+    acme.put("c9", "New")  # added
+    result = connected.run("acme", "contacts", "conn-1")
+
+    meta = metadata_of(result)
+    assert meta["sync_type"] == "FULL"
+    assert (meta["added"], meta["updated"], meta["deleted"]) == (1, 2, 2)
+    assert live_ids(store) == {"c0", "c1", "c2", "c5", "c9"}
+    deleted = {r.record_id: r for r in store.records.changes(CONTACTS, ChangeQuery(actions=("DELETED",)))}
+    assert set(deleted) == {"c3", "c4"}
+
+
+def test_unchanged_records_are_no_change(connected, acme, store):
+    for n in range(4):
+        acme.put(f"c{n}", f"Name{n}")
+    connected.run("acme", "contacts", "conn-1")
+    last_seq = store.records.last_seq(CONTACTS)
+
+    meta = metadata_of(connected.run("acme", "contacts", "conn-1"))
+
+    assert (meta["added"], meta["updated"], meta["deleted"]) == (0, 0, 0)
+    assert store.records.last_seq(CONTACTS) == last_seq
+
+
+def test_incremental_run_asks_only_for_changes_since_the_last_sync_date(connected, acme, store):
+    acme.put("a", "Ann")
+    acme.put("b", "Bob")
+    first = connected.run("acme", "leads", "conn-1")
+    first_started = metadata_of(first, "AcmeLead")["started_at"]
+    acme.put("b", "Bobby")
+    acme.put("c", "Cid")
+
+    second = connected.run("acme", "leads", "conn-1")
+
+    meta = metadata_of(second, "AcmeLead")
+    assert (meta["sync_type"], meta["added"], meta["updated"]) == ("INCREMENTAL", 1, 1)
+    last_query = parse_qs(acme.requests[-1].url.query)
+    assert last_query["updated_since"] == [first_started]
+
+
+def test_a_run_that_fails_half_way_deletes_nothing_and_the_next_run_resumes(connected, acme, store, instance):
+    for n in range(6):
+        acme.put(f"c{n}", f"Name{n}")
+    connected.run("acme", "contacts", "conn-1")
+    acme.put("c0", "Changed")
+    del acme.contacts["c5"]
+    acme.crash_after_pages = len(acme.requests) + 1  # the second page of the next run fails for good
+
+    failed = connected.run("acme", "contacts", "conn-1")
+
+    assert not failed.success
+    assert "c5" in live_ids(store), "a failed full refresh must not delete"
+    observation = instance.fetch_observations(
+        AssetRecordsFilter(asset_key=AssetKey(["acme", "AcmeContact"]), asset_partitions=["conn-1::base"]), limit=1
+    ).records[0]
+    assert observation.asset_observation.metadata["checkpoint"].value == {"cursor": "2"}
+
+    acme.crash_after_pages = None
+    pages_before = len(acme.requests)
+    resumed = connected.run("acme", "contacts", "conn-1")
+
+    assert resumed.success
+    assert parse_qs(acme.requests[pages_before].url.query)["cursor"] == ["2"], "resumes at the checkpoint"
+    meta = metadata_of(resumed)
+    assert (meta["added"], meta["updated"], meta["deleted"]) == (0, 0, 1)  # c0's change was saved (and counted) before the crash
+    assert meta["checkpoint_from"] == {"cursor": "2"}
+    assert live_ids(store) == {"c0", "c1", "c2", "c3", "c4"}
+
+
+def test_two_variants_keep_separate_records_checkpoints_and_counts(connected, acme, store):
+    acme.put("1", "Ann", "ann@a.com")
+    acme.put("2", "Bob", "bob@b.com")
+    acme.put("3", "Cid", "cid@b.com")
+    store.connections.set_metadata("acme", ["conn-1"], {"only-a": {"domain": "a.com"}, "only-b": {"domain": "b.com"}}, merge=True)
+
+    run_a = connected.run("acme", "directory", "conn-1", variant="only-a")
+    run_b = connected.run("acme", "directory", "conn-1", variant="only-b")
+
+    assert metadata_of(run_a, "AcmeEmail")["added"] == 1
+    assert metadata_of(run_b, "AcmeEmail")["added"] == 2
+    assert metadata_of(run_b, "AcmeDomain")["added"] == 1
+    assert live_ids(store, StreamKey("acme", "conn-1", "AcmeEmail", "only-a")) == {"1"}
+    assert live_ids(store, StreamKey("acme", "conn-1", "AcmeEmail", "only-b")) == {"2", "3"}
+    assert metadata_of(run_b, "AcmeEmail")["variant"] == "only-b"
+
+
+def test_a_429_with_retry_after_is_waited_out(connected, acme, store):
+    acme.put("a", "Ann")
+    acme.fail_next(429, {"message": "slow down"}, headers={"Retry-After": "1"})
+
+    result = connected.run("acme", "contacts", "conn-1")
+
+    assert result.success
+    assert acme.request_times[1] - acme.request_times[0] >= 0.9
+    assert live_ids(store) == {"a"}
+
+
+def test_invalid_records_are_reported_with_their_id_and_field_and_not_saved(connected, acme, store):
+    acme.put("good", "Ann")
+    acme.put("bad", "Bob")
+    acme.contacts["bad"]["email"] = None
+
+    result = connected.run("acme", "contacts", "conn-1")
+
+    assert result.success
+    assert metadata_of(result)["invalid_records"] == 1
+    assert live_ids(store) == {"good"}
+    logs = "\n".join(entry.user_message for entry in connected.instance.all_logs(result.run_id))
+    assert "invalid AcmeContact record id='bad'" in logs and "field 'email'" in logs
+
+
+def test_a_partition_without_its_connection_fails_saying_so(harness):
+    result = harness.run("acme", "contacts", "ghost")
+
+    assert not result.success
+    failure = result.failure_data_for_node("acme__contacts")
+    assert "connection 'ghost' of integration 'acme' does not exist" in failure.error.message
+
+
+def test_a_revoked_token_fails_naming_the_connection_and_the_providers_message(harness, acme, store):
+    harness.connect("acme", "conn-1", base_url=acme.url, credentials={"type": "API_KEY", "apiKey": "revoked"})
+
+    result = harness.run("acme", "contacts", "conn-1")
+
+    assert not result.success
+    message = result.failure_data_for_node("acme__contacts").error.message
+    assert "conn-1" in message and "invalid token" in message and "401" in message
+    assert "revoked" not in message, "the credential itself is never shown"
+
+
+def test_full_refresh_and_clear_cache_starts_from_an_empty_cache(connected, acme, store):
+    acme.put("a", "Ann")
+    connected.run("acme", "contacts", "conn-1")
+
+    result = connected.run("acme", "contacts", "conn-1", mode="full_refresh_and_clear_cache")
+
+    meta = metadata_of(result)
+    assert (meta["sync_type"], meta["added"]) == ("INITIAL", 1)
+
+
+def test_a_partition_deleted_and_created_again_starts_fresh(connected, acme, store, instance):
+    acme.put("a", "Ann")
+    connected.run("acme", "leads", "conn-1")
+    instance.delete_dynamic_partition("acme__leads", "conn-1::base")
+    store.partitions.remove("acme", "leads", "conn-1::base")
+
+    result = connected.run("acme", "leads", "conn-1")
+
+    assert metadata_of(result, "AcmeLead")["sync_type"] == "INITIAL"
