@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, delete, select
+from sqlalchemy import Engine, and_, delete, or_, select, update
 
 from sync_pipeline.keys import make_partition_key
 from sync_pipeline.store.database import to_iso
@@ -75,6 +75,71 @@ class PartitionStore:
     def remove(self, integration: str, sync_name: str, key: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(partitions).where(_identity(integration, sync_name, key)))
+
+    def remove_connection(self, integration: str, connection_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(partitions).where(
+                    partitions.c.integration == integration, partitions.c.connection_id == connection_id
+                )
+            )
+
+    def set_paused(self, integration: str, sync_name: str, key: str, paused: bool, now: datetime) -> None:
+        """Pause or resume; resuming a partition that never ran makes it due at once."""
+        values: dict = {"paused": paused}
+        with self.engine.begin() as conn:
+            row = conn.execute(select(partitions.c.next_due_at).where(_identity(integration, sync_name, key))).first()
+            if row is not None and not paused and row.next_due_at is None:
+                values["next_due_at"] = to_iso(now)
+            conn.execute(update(partitions).where(_identity(integration, sync_name, key)).values(**values))
+
+    def set_frequency(self, integration: str, sync_name: str, key: str, seconds: int | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(partitions).where(_identity(integration, sync_name, key)).values(frequency_seconds=seconds)
+            )
+
+    def trigger(self, integration: str, sync_name: str, key: str, mode: str, now: datetime) -> None:
+        """Ask for a run at the next scheduler tick; a stronger pending mode (a reset) is kept."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(partitions.c.trigger_mode).where(_identity(integration, sync_name, key))).first()
+            if row is None:
+                return
+            if TRIGGER_STRENGTH.get(row.trigger_mode, -1) > TRIGGER_STRENGTH[mode]:
+                mode = row.trigger_mode
+            conn.execute(
+                update(partitions)
+                .where(_identity(integration, sync_name, key))
+                .values(trigger_mode=mode, triggered_at=to_iso(now))
+            )
+
+    def due(self, now: datetime, integration: str | None = None, sync_name: str | None = None) -> list[PartitionRow]:
+        """Partitions to run now: triggered ones, and unpaused ones whose next due time has come."""
+        statement = select(partitions).where(
+            or_(
+                partitions.c.trigger_mode.is_not(None),
+                and_(partitions.c.paused.is_(False), partitions.c.next_due_at <= to_iso(now)),
+            )
+        )
+        if integration is not None:
+            statement = statement.where(partitions.c.integration == integration)
+        if sync_name is not None:
+            statement = statement.where(partitions.c.sync_name == sync_name)
+        with self.engine.connect() as conn:
+            return [PartitionRow(**row._mapping) for row in conn.execute(statement)]
+
+    def mark_requested(self, integration: str, sync_name: str, key: str, next_due_at: datetime) -> None:
+        """A run was requested: clear the trigger and schedule the next run."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(partitions)
+                .where(_identity(integration, sync_name, key))
+                .values(trigger_mode=None, triggered_at=None, next_due_at=to_iso(next_due_at))
+            )
+
+
+# A pending trigger is replaced only by one that forgets at least as much.
+TRIGGER_STRENGTH = {"incremental": 0, "full_refresh": 1, "full_refresh_and_clear_cache": 2}
 
 
 def _identity(integration: str, sync_name: str, key: str):

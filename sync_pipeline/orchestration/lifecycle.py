@@ -1,0 +1,54 @@
+"""Creating and deleting connections and variants: a Dagster dynamic partition plus our own state."""
+
+from __future__ import annotations
+
+from dagster import DagsterInstance
+
+from sync_pipeline.keys import BASE_VARIANT, make_partition_key, validate_variant
+from sync_pipeline.sdk.declaration import Integration, SyncDefinition
+from sync_pipeline.store import Connection, Store, StreamKey, utcnow
+
+
+def add_partition(instance: DagsterInstance, store: Store, sync: SyncDefinition, connection_id: str, variant: str) -> str:
+    """Add the partition of one sync variant (idempotent); its first run is due now when `auto_start`."""
+    key = make_partition_key(connection_id, variant)
+    store.partitions.ensure(sync.integration.name, sync.name, connection_id, variant, utcnow(), due_now=sync.auto_start)
+    if not instance.has_dynamic_partition(sync.qualified_name, key):
+        instance.add_dynamic_partitions(sync.qualified_name, [key])
+    return key
+
+
+def remove_partition(instance: DagsterInstance, store: Store, sync: SyncDefinition, connection_id: str, variant: str) -> None:
+    """Remove a partition with its schedule state, checkpoint (by forgetting its history) and records."""
+    key = make_partition_key(connection_id, variant)
+    if instance.has_dynamic_partition(sync.qualified_name, key):
+        instance.delete_dynamic_partition(sync.qualified_name, key)
+    store.partitions.remove(sync.integration.name, sync.name, key)
+    for model in sync.model_names:
+        store.records.clear(StreamKey(sync.integration.name, connection_id, model, variant))
+
+
+def register_connection(instance: DagsterInstance, store: Store, integration: Integration, connection: Connection) -> Connection:
+    """Store the connection and add the base variant of each of its integration's syncs."""
+    stored = store.connections.upsert(connection)
+    for sync in integration.syncs.values():
+        add_partition(instance, store, sync, connection.connection_id, BASE_VARIANT)
+    return stored
+
+
+def delete_connection(instance: DagsterInstance, store: Store, integration: Integration, connection_id: str) -> bool:
+    """Delete the connection with every partition (all variants), schedule and record of it."""
+    if store.connections.get(integration.name, connection_id) is None:
+        return False
+    for sync in integration.syncs.values():
+        for row in store.partitions.list(integration.name, sync.name, connection_id):
+            remove_partition(instance, store, sync, connection_id, row.variant)
+        remove_partition(instance, store, sync, connection_id, BASE_VARIANT)
+    store.records.drop_streams(integration.name, connection_id)
+    store.partitions.remove_connection(integration.name, connection_id)
+    return store.connections.delete(integration.name, connection_id)
+
+
+def variant_name(variant: str) -> str:
+    """A variant name a user may create: `[A-Za-z0-9_-]{1,255}` and not `base` in any case."""
+    return validate_variant(variant, allow_base=False)
