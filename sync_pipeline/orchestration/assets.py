@@ -22,7 +22,7 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from pydantic import BaseModel
 
-from sync_pipeline.keys import InvalidPartitionKey, parse_partition_key
+from sync_pipeline.keys import InvalidPartitionKey, make_partition_key, parse_partition_key
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.state import (
     asset_key,
@@ -39,6 +39,15 @@ MODE_TAG = "sync_pipeline/mode"
 PARTITION_TAG = "sync_pipeline/partition"
 CONNECTION_TAG = "sync_pipeline/connection"
 RESOURCE_KEY = "sync_pipeline"
+
+
+def run_tags(sync: SyncDefinition, connection_id: str, variant: str, mode: str = "incremental") -> dict[str, str]:
+    """Tags of a sync run: its mode, and the keys `dagster.yaml` limits concurrency by."""
+    return {
+        MODE_TAG: mode,
+        PARTITION_TAG: f"{sync.qualified_name}/{make_partition_key(connection_id, variant)}",
+        CONNECTION_TAG: f"{sync.integration.name}/{connection_id}",
+    }
 
 
 def partitions_definition(sync: SyncDefinition) -> DynamicPartitionsDefinition:
