@@ -1,0 +1,135 @@
+"""The `sync-pipeline` command: `dev` (Dagster and the API together), `serve` (the API), `deliveries`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from sync_pipeline.settings import dagster_home, database_url, normalize_database_url, render_instance_yaml
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+@click.group()
+def main() -> None:
+    """sync_pipeline: keep copies of your customers' SaaS records and tell your app what changed."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3003, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve the HTTP API (needs SYNC_PIPELINE_SECRET_KEY and the Dagster home of the daemon)."""
+    import uvicorn
+
+    from sync_pipeline.api import app_from_env
+
+    uvicorn.run(app_from_env(), host=host, port=port, log_level="info")
+
+
+@main.command()
+@click.option("--api-port", default=3003, show_default=True, type=int)
+@click.option("--ui-port", default=3000, show_default=True, type=int)
+def dev(api_port: int, ui_port: int) -> None:
+    """Start everything on this machine: Dagster's UI and daemon (sensors, run queue) and the API."""
+    env = prepare_environment()
+    home = Path(env["DAGSTER_HOME"])
+    click.echo(f"Dagster home: {home}")
+    click.echo(f"Database:     {_redacted(env.get('SYNC_PIPELINE_DATABASE_URL') or database_url())}")
+    click.echo(f"Dagster UI:   http://127.0.0.1:{ui_port}")
+    click.echo(f"HTTP API:     http://127.0.0.1:{api_port}  (secret key: {home / 'secret_key'} unless set)")
+    workspace = Path.cwd() / "workspace.yaml"
+    dagster = [sys.executable, "-m", "dagster", "dev", "-p", str(ui_port)]
+    if workspace.exists():
+        dagster += ["-w", str(workspace)]
+    else:
+        dagster += ["-m", "sync_pipeline.definitions"]
+    api = [sys.executable, "-m", "sync_pipeline.cli", "serve", "--port", str(api_port)]
+    children = [subprocess.Popen(command, env=env, start_new_session=True) for command in (dagster, api)]
+    _supervise(children)
+
+
+@main.command()
+@click.option("--status", type=click.Choice(["pending", "delivered", "failed"]), default=None)
+@click.option("--limit", default=50, show_default=True, type=int)
+def deliveries(status: str | None, limit: int) -> None:
+    """List webhook deliveries to the app (the newest first), e.g. those that failed for good."""
+    from sync_pipeline.orchestration.resources import store_for
+    from sync_pipeline.webhooks.delivery import DeliveryLog, deliveries_table
+
+    prepare_environment()
+    log = DeliveryLog(store_for(database_url()).engine)
+    click.echo(deliveries_table(log.list(status=status, limit=limit)))
+
+
+def prepare_environment() -> dict[str, str]:
+    """Make the Dagster home (with its dagster.yaml) and the settings every process of `dev` shares."""
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    url = os.environ.get("SYNC_PIPELINE_DATABASE_URL")
+    if url:
+        os.environ["SYNC_PIPELINE_DATABASE_URL"] = normalize_database_url(url)
+    template_path = Path.cwd() / "dagster.yaml"
+    if not template_path.exists():
+        template_path = REPOSITORY / "dagster.yaml"
+    (home / "dagster.yaml").write_text(render_instance_yaml(template_path.read_text(), os.environ.get("SYNC_PIPELINE_DATABASE_URL")))
+    if not os.environ.get("SYNC_PIPELINE_SECRET_KEY"):
+        key_file = home / "secret_key"
+        if not key_file.exists():
+            key_file.write_text(secrets.token_urlsafe(32))
+            key_file.chmod(0o600)
+        os.environ["SYNC_PIPELINE_SECRET_KEY"] = key_file.read_text().strip()
+    return dict(os.environ)
+
+
+def _supervise(children: list[subprocess.Popen]) -> None:
+    """Wait until a child exits or we are told to stop, then stop every child's process group.
+
+    `dagster dev` started in the background ignores SIGTERM/SIGINT, so we signal the groups ourselves.
+    """
+    stopping = False
+
+    def stop(_signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    finally:
+        for child in children:
+            _stop_group(child)
+
+
+def _stop_group(child: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        if child.poll() is not None:
+            return
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            child.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""`SyncContext` record operations against the real cache: duplicates, partial updates, deletes, backfill."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+
+from sync_pipeline.sdk.context import SyncContext
+from sync_pipeline.store import ChangeQuery, Connection, StreamKey, utcnow
+from sync_pipeline_tests.acme import AcmeContact, acme
+
+KEY = StreamKey("acme", "conn-1", "AcmeContact", "base")
+
+
+@pytest.fixture
+def ctx(store) -> SyncContext:
+    connection = Connection("acme", "conn-1", metadata={"backfill_days": 7})
+    return SyncContext(
+        sync=acme.syncs["contacts"],
+        connection=connection,
+        variant="base",
+        cache=store.records,
+        last_sync_date=None,
+        checkpoint=None,
+        on_checkpoint=lambda checkpoint: None,
+        generation=None,
+        log=logging.getLogger("test"),
+    )
+
+
+def contact(record_id: str, name: str) -> dict:
+    return {"id": record_id, "name": name, "email": f"{name}@x.io", "updated_at": "2026-01-01"}
+
+
+def stored(store) -> dict[str, dict]:
+    return {r.record_id: json.loads(r.payload) for r in store.records.changes(KEY, ChangeQuery(limit=100))}
+
+
+def test_a_duplicate_id_in_one_batch_keeps_the_first_and_says_so(ctx, store, caplog):
+    with caplog.at_level(logging.WARNING):
+        ctx.batch_save([contact("1", "first"), contact("1", "second"), contact("2", "bob")], AcmeContact)
+
+    assert stored(store)["1"]["name"] == "first"
+    assert ctx.ledger.counts["AcmeContact"].added == 2
+    assert "1 duplicate id(s)" in caplog.text and "['1']" in caplog.text
+
+
+def test_batch_update_merges_into_the_stored_record(ctx, store):
+    ctx.batch_save([contact("1", "ann")], "AcmeContact")
+
+    ctx.batch_update([{"id": "1", "name": "anne"}, {"id": "404", "name": "nobody"}], "AcmeContact")
+
+    assert stored(store) == {"1": {**contact("1", "ann"), "name": "anne"}}
+    assert ctx.ledger.counts["AcmeContact"].updated == 1
+
+
+def test_batch_update_without_ids_is_refused(ctx):
+    with pytest.raises(Exception, match="have no 'id'"):
+        ctx.batch_update([{"name": "x"}], "AcmeContact")
+
+
+def test_batch_delete_takes_ids_or_records(ctx, store):
+    ctx.batch_save([contact("1", "a"), contact("2", "b"), contact("3", "c")], AcmeContact)
+
+    ctx.batch_delete(["1", {"id": "2"}], AcmeContact)
+
+    assert ctx.ledger.counts["AcmeContact"].deleted == 2
+    assert store.records.count_live(KEY) == 1
+
+
+def test_an_unknown_model_is_named(ctx):
+    with pytest.raises(Exception, match="has no model 'Nope'"):
+        ctx.batch_save([], "Nope")
+
+
+def test_sync_since_uses_the_backfill_window_from_metadata_on_the_first_run(ctx):
+    assert abs((utcnow() - timedelta(days=7)) - ctx.sync_since) < timedelta(seconds=5)
+    ctx.last_sync_date = utcnow() - timedelta(hours=1)
+    assert ctx.sync_since == ctx.last_sync_date

@@ -1,0 +1,181 @@
+"""The records cache: what counts as a change, cursors, filters, pruning and deletes of unseen records."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+
+from sync_pipeline.store import (
+    ChangeQuery,
+    MalformedCursor,
+    PreparedRecord,
+    StreamKey,
+    decode_cursor,
+    encode_cursor,
+    to_iso,
+    utcnow,
+)
+
+KEY = StreamKey("acme", "conn-1", "Contact", "base")
+
+
+def prepared(record_id: str, **fields) -> PreparedRecord:
+    payload = json.dumps({"id": record_id, **fields})
+    return PreparedRecord(record_id, payload, hashlib.blake2b(payload.encode(), digest_size=16).hexdigest())
+
+
+def changes(store, key=KEY, **query) -> list:
+    return store.records.changes(key, ChangeQuery(limit=10_000, **query))
+
+
+def test_saving_an_identical_payload_changes_nothing(store):
+    store.records.save(KEY, [prepared("1", name="Ann")], utcnow())
+    seq = store.records.last_seq(KEY)
+
+    counts = store.records.save(KEY, [prepared("1", name="Ann")], utcnow())
+
+    assert counts.as_dict() == {"added": 0, "updated": 0, "deleted": 0}
+    assert store.records.last_seq(KEY) == seq
+
+
+def test_a_changed_payload_is_updated_with_a_new_cursor_and_keeps_first_seen(store):
+    first = utcnow()
+    store.records.save(KEY, [prepared("1", name="Ann"), prepared("2", name="Bob")], first)
+
+    counts = store.records.save(KEY, [prepared("1", name="Anne")], first + timedelta(seconds=5))
+
+    assert counts.updated == 1
+    [one, two] = sorted(changes(store), key=lambda r: r.record_id)
+    assert one.last_action == "UPDATED" and one.seq > two.seq
+    assert one.first_seen_at == to_iso(first) and one.last_modified_at > one.first_seen_at
+    assert json.loads(one.payload)["name"] == "Anne"
+
+
+def test_a_record_that_comes_back_after_deletion_is_added_again(store):
+    store.records.save(KEY, [prepared("1", name="Ann")], utcnow())
+    assert store.records.delete(KEY, ["1", "missing"], utcnow()) == 1
+    assert changes(store)[0].last_action == "DELETED"
+
+    counts = store.records.save(KEY, [prepared("1", name="Ann")], utcnow())
+
+    assert counts.added == 1
+    [record] = changes(store)
+    assert record.last_action == "ADDED" and record.deleted_at is None
+
+
+def test_deleting_twice_counts_once(store):
+    store.records.save(KEY, [prepared("1")], utcnow())
+    assert store.records.delete(KEY, ["1"], utcnow()) == 1
+    assert store.records.delete(KEY, ["1"], utcnow()) == 0
+
+
+def test_changes_after_a_cursor_are_exactly_the_later_changes_in_order(store):
+    store.records.save(KEY, [prepared(str(n)) for n in range(5)], utcnow())
+    middle = changes(store)[2]
+
+    store.records.save(KEY, [prepared("0", v=2)], utcnow())
+    after = changes(store, after_seq=middle.seq)
+
+    assert [r.record_id for r in after] == ["3", "4", "0"]
+
+
+def test_cursors_grow_per_stream_and_streams_do_not_mix(store):
+    other = StreamKey("acme", "conn-1", "Contact", "eu")
+    store.records.save(KEY, [prepared("1"), prepared("2")], utcnow())
+    store.records.save(other, [prepared("1")], utcnow())
+
+    assert [r.seq for r in changes(store)] == [1, 2]
+    assert [r.seq for r in changes(store, other)] == [1]
+
+
+def test_filters_on_action_modified_after_and_ids(store):
+    early = utcnow() - timedelta(hours=1)
+    store.records.save(KEY, [prepared("1"), prepared("2"), prepared("3")], early)
+    now = utcnow()
+    store.records.save(KEY, [prepared("2", v=2)], now)
+    store.records.delete(KEY, ["3"], now)
+
+    assert [r.record_id for r in changes(store, actions=("ADDED",))] == ["1"]
+    assert [r.record_id for r in changes(store, actions=("UPDATED", "DELETED"))] == ["2", "3"]
+    assert [r.record_id for r in changes(store, modified_after=to_iso(now))] == ["2", "3"]
+    assert [r.record_id for r in changes(store, ids=("1", "3"))] == ["1", "3"]
+
+
+def test_pages_are_limited_and_continue_from_the_last_cursor(store):
+    store.records.save(KEY, [prepared(f"{n:03}") for n in range(25)], utcnow())
+    seen, cursor = [], 0
+    while page := store.records.changes(KEY, ChangeQuery(after_seq=cursor, limit=10)):
+        seen += [r.record_id for r in page]
+        cursor = page[-1].seq
+    assert seen == [f"{n:03}" for n in range(25)]
+
+
+def test_prune_empties_payloads_up_to_a_cursor_and_keeps_metadata(store):
+    store.records.save(KEY, [prepared(str(n)) for n in range(5)], utcnow())
+    until = changes(store)[2].seq
+
+    assert store.records.prune(KEY, until, utcnow(), limit=2) == (2, True)
+    assert store.records.prune(KEY, until, utcnow(), limit=2) == (1, False)
+
+    records = changes(store)
+    assert [r.payload is None for r in records] == [True, True, True, False, False]
+    assert all(r.pruned_at for r in records[:3]) and records[0].last_action == "ADDED"
+
+
+def test_delete_unseen_removes_only_live_records_the_generation_did_not_see(store):
+    store.records.save(KEY, [prepared(str(n)) for n in range(2500)], utcnow(), generation="g1")
+    store.records.delete(KEY, ["7"], utcnow())
+    store.records.save(KEY, [prepared(str(n)) for n in range(0, 2500, 2)], utcnow(), generation="g2")
+
+    deleted = store.records.delete_unseen(KEY, "g2", utcnow())
+
+    assert deleted == 1249  # odd ids, less the already-deleted "7"
+    live = {r.record_id for r in changes(store) if r.deleted_at is None}
+    assert live == {str(n) for n in range(0, 2500, 2)}
+
+
+def test_a_reader_following_cursors_during_writes_sees_every_change_once(store):
+    """The records API promise: no change missed, none twice, even while a sync is writing."""
+    done = threading.Event()
+
+    def write() -> None:
+        for batch in range(40):
+            store.records.save(KEY, [prepared(str(n), v=batch) for n in range(batch % 7, 60, 3)], utcnow())
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    cursor, latest = 0, {}
+    while True:
+        finished = done.is_set()
+        page = store.records.changes(KEY, ChangeQuery(after_seq=cursor, limit=17))
+        for record in page:
+            assert record.seq > cursor
+            cursor = record.seq
+            latest[record.record_id] = record.payload
+        if finished and not page:
+            break
+    writer.join()
+
+    final = {r.record_id: r.payload for r in changes(store)}
+    assert latest == final
+
+
+def test_dataframe_holds_the_current_records_only(store):
+    store.records.save(KEY, [prepared("1", name="Ann"), prepared("2", name="Bob")], utcnow())
+    store.records.delete(KEY, ["2"], utcnow())
+
+    frame = store.records.dataframe(KEY)
+
+    assert list(frame["id"]) == ["1"] and list(frame["name"]) == ["Ann"]
+
+
+def test_cursor_round_trip_and_malformed_cursors():
+    assert decode_cursor(encode_cursor(12345)) == 12345
+    for bad in ["", "abc", "!!!", encode_cursor(1)[:-2] + "zz", "c3AxOi0x"]:
+        with pytest.raises(MalformedCursor):
+            decode_cursor(bad)
