@@ -59,14 +59,16 @@ class SalesforceContact(BaseModel):
 
 
 def soql_datetime(moment: datetime) -> str:
-    """A SOQL dateTime literal (`2024-01-01T00:00:00Z`, unquoted); sub-seconds are dropped, which only widens `>`."""
+    """A SOQL dateTime literal: `2024-01-01T00:00:00Z`, unquoted."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def contacts_query(since: datetime, *, inclusive: bool = False) -> str:
+def contacts_query(since: datetime) -> str:
+    # `>=`, not `>`: LastModifiedDate has whole seconds, so a contact changed later in the very second
+    # the last run started carries that second; re-reading one unchanged contact is no change.
     return (
         f"SELECT {', '.join(FIELDS.values())}, IsDeleted FROM Contact "
-        f"WHERE LastModifiedDate {'>=' if inclusive else '>'} {soql_datetime(since)} ORDER BY LastModifiedDate"
+        f"WHERE LastModifiedDate >= {soql_datetime(since)} ORDER BY LastModifiedDate"
     )
 
 
@@ -80,13 +82,12 @@ def to_contact(row: dict[str, Any]) -> dict[str, Any]:
 def contacts(ctx: SyncContext) -> None:
     """Contacts modified since the last run (the backfill window on the first); deleted ones become deletions."""
     # A query locator (nextRecordsUrl) expires within minutes, so a crashed run resumes from the
-    # LastModifiedDate of the last saved page instead; `>=` because ties may straddle the page break.
+    # LastModifiedDate of the last page it saved instead.
     resume = (ctx.get_checkpoint() or {}).get("last_modified")
     since = datetime.fromisoformat(str(resume)) if resume else ctx.sync_since
     if since is None:  # pragma: no cover - the sync declares a backfill window
         raise SyncError("salesforce contacts needs a start date")
-    query = contacts_query(since, inclusive=bool(resume))
-    for page in ctx.paginate(QUERY_ALL, PAGES, params={"q": query}, data_path="records"):
+    for page in ctx.paginate(QUERY_ALL, PAGES, params={"q": contacts_query(since)}, data_path="records"):
         ctx.batch_save([to_contact(row) for row in page if not row.get("IsDeleted")], SalesforceContact)
         ctx.batch_delete([row["Id"] for row in page if row.get("IsDeleted")], SalesforceContact)
         if page.next and page:
