@@ -7,11 +7,11 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.errors import SyncError
@@ -147,28 +147,22 @@ class SyncContext:
         return StreamKey(self.sync.integration.name, self.connection.connection_id, model_cls.__name__, self.variant)
 
     def _prepare(
-        self, model_cls: type[BaseModel], records: Iterable[Mapping[str, Any] | BaseModel]
+        self, model_cls: type[BaseModel], records: Sequence[Mapping[str, Any] | BaseModel]
     ) -> list[PreparedRecord]:
+        """Validate, drop duplicate ids, serialise and hash: the per-record work of every save."""
         prepared: dict[str, PreparedRecord] = {}
         duplicates: list[str] = []
-        serializer = model_cls.__pydantic_serializer__
-        for record in records:
-            try:
-                instance = record if isinstance(record, model_cls) else model_cls.model_validate(record)
-            except ValidationError as error:
-                self._reject(model_cls, record, _describe_validation_error(error))
-                continue
+        to_json = model_cls.__pydantic_serializer__.to_json
+        blake2b = hashlib.blake2b
+        for instance in self._validate(model_cls, records):
             record_id = str(instance.id)  # type: ignore[attr-defined]
-            if not 0 < len(record_id) <= RECORD_ID_MAX:
-                self._reject(model_cls, record, f"field 'id': must be 1 to {RECORD_ID_MAX} characters")
-                continue
             if record_id in prepared:
                 duplicates.append(record_id)
-                continue
-            payload = serializer.to_json(instance)
-            prepared[record_id] = PreparedRecord(
-                record_id, payload.decode(), hashlib.blake2b(payload, digest_size=16).hexdigest()
-            )
+            elif 0 < len(record_id) <= RECORD_ID_MAX:
+                payload = to_json(instance)
+                prepared[record_id] = PreparedRecord(record_id, payload.decode(), blake2b(payload, digest_size=16).hexdigest())
+            else:
+                self._reject(model_cls, instance, f"field 'id': must be 1 to {RECORD_ID_MAX} characters")
         if duplicates:
             self.log.warning(
                 f"{model_cls.__name__}: {len(duplicates)} duplicate id(s) in one batch kept their first record: "
@@ -176,11 +170,30 @@ class SyncContext:
             )
         return list(prepared.values())
 
+    def _validate(self, model_cls: type[BaseModel], records: Sequence[Mapping[str, Any] | BaseModel]) -> list[BaseModel]:
+        """The valid records as model instances: the whole batch in one call, record by record on failure."""
+        try:
+            return _list_adapter(model_cls).validate_python(records)
+        except ValidationError:
+            pass
+        valid = []
+        for record in records:
+            try:
+                valid.append(model_cls.model_validate(record))
+            except ValidationError as error:
+                self._reject(model_cls, record, _describe_validation_error(error))
+        return valid
+
     def _reject(self, model_cls: type[BaseModel], record: Any, reason: str) -> None:
         model = model_cls.__name__
         self.ledger.invalid[model] = self.ledger.invalid.get(model, 0) + 1
         record_id = record.get("id") if isinstance(record, Mapping) else getattr(record, "id", None)
         self.log.warning(f"invalid {model} record id={record_id!r} not saved: {reason}")
+
+
+@lru_cache(maxsize=256)
+def _list_adapter(model_cls: type[BaseModel]) -> TypeAdapter:
+    return TypeAdapter(list[model_cls])  # type: ignore[valid-type]
 
 
 def _describe_validation_error(error: ValidationError) -> str:

@@ -110,7 +110,7 @@ def run_sync(
             ctx.http.close()
     if sync.track_deletes:
         for model, key in streams.items():
-            ctx.ledger.add(model, ChangeCounts(deleted=cache.delete_unseen(key, generation, utcnow())))
+            ctx.ledger.add(model, ChangeCounts(deleted=cache.delete_unseen(key, generation, started_at, utcnow())))
 
     return RunOutcome(
         sync_type=INITIAL if state.last_sync_date is None else (FULL if sync.sync_type == "full" else INCREMENTAL),

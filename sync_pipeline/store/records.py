@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, exists, func, insert, select, update
 
+from sync_pipeline.store import bulk
 from sync_pipeline.store.database import to_iso
 from sync_pipeline.store.schema import records, seen, streams
 
@@ -125,14 +126,19 @@ class RecordsCache:
         *,
         generation: str | None = None,
     ) -> ChangeCounts:
-        """Insert new records, replace changed ones, leave identical ones alone; mark all as seen."""
+        """Insert new records, replace changed ones, leave identical ones alone.
+
+        With a `generation` (a full refresh tracking deletes), identical records are marked seen by it;
+        written ones need no mark: their `last_modified_at` is within the run.
+        """
         sid = self.stream_id(key)
         stamp = to_iso(now)
         counts = ChangeCounts()
         with self.engine.begin() as conn:
             seq = _lock_stream(conn, sid)
-            stored = _stored_state(conn, sid, [r.id for r in batch])
-            rows = []
+            stored = bulk.stored_state(conn, sid, [r.id for r in batch])
+            rows: list[bulk.RecordRow] = []
+            unchanged: list[str] = []
             for record in batch:
                 previous = stored.get(record.id)
                 if previous is None or previous[1] is not None:  # new, or back after deletion
@@ -142,30 +148,15 @@ class RecordsCache:
                     action = UPDATED
                     counts.updated += 1
                 else:
+                    unchanged.append(record.id)
                     continue
                 seq += 1
-                rows.append(
-                    {
-                        "stream_id": sid,
-                        "record_id": record.id,
-                        "seq": seq,
-                        "payload": record.payload,
-                        "hash": record.hash,
-                        "first_seen_at": stamp,
-                        "last_modified_at": stamp,
-                        "last_action": action,
-                        "deleted_at": None,
-                        "pruned_at": None,
-                    }
-                )
+                rows.append((sid, record.id, seq, record.payload, record.hash, stamp, stamp, action))
             if rows:
-                conn.execute(_upsert_records(conn), rows)
+                bulk.upsert_records(conn, rows)
                 _release_stream(conn, sid, seq)
-            if generation is not None and batch:
-                conn.execute(
-                    _insert_seen(conn),
-                    [{"stream_id": sid, "generation": generation, "record_id": r.id} for r in batch],
-                )
+            if generation is not None:
+                bulk.mark_seen(conn, sid, generation, unchanged)
         return counts
 
     def merge(
@@ -210,10 +201,13 @@ class RecordsCache:
             seq = _mark_deleted(conn, sid, live, seq, stamp)
         return len(live)
 
-    def delete_unseen(self, key: StreamKey, generation: str, now: datetime, chunk: int = 1000) -> int:
-        """Soft-delete live records that the run `generation` did not see, walking ids in chunks."""
+    def delete_unseen(
+        self, key: StreamKey, generation: str, started_at: datetime, now: datetime, chunk: int = 1000
+    ) -> int:
+        """Soft-delete live records the run `generation` (started at `started_at`) neither wrote nor saw."""
         sid = self.stream_id(key)
         stamp = to_iso(now)
+        before_run = records.c.last_modified_at < to_iso(started_at)
         not_seen = ~exists().where(
             seen.c.stream_id == records.c.stream_id,
             seen.c.generation == generation,
@@ -229,6 +223,7 @@ class RecordsCache:
                         records.c.stream_id == sid,
                         records.c.record_id > after,
                         records.c.deleted_at.is_(None),
+                        before_run,
                         not_seen,
                     )
                     .order_by(records.c.record_id)
@@ -367,15 +362,6 @@ def _release_stream(conn: Connection, sid: int, seq: int) -> None:
     conn.execute(update(streams).where(streams.c.id == sid).values(last_seq=seq))
 
 
-def _stored_state(conn: Connection, sid: int, ids: list[str]) -> dict[str, tuple[str, str | None]]:
-    rows = conn.execute(
-        select(records.c.record_id, records.c.hash, records.c.deleted_at).where(
-            records.c.stream_id == sid, records.c.record_id.in_(ids)
-        )
-    )
-    return {record_id: (hash_, deleted_at) for record_id, hash_, deleted_at in rows}
-
-
 def _mark_deleted(conn: Connection, sid: int, ids: Sequence[str], seq: int, stamp: str) -> int:
     if not ids:
         return seq
@@ -388,35 +374,3 @@ def _mark_deleted(conn: Connection, sid: int, ids: Sequence[str], seq: int, stam
     seq += len(ids)
     _release_stream(conn, sid, seq)
     return seq
-
-
-def _dialect_insert(conn: Connection, table):
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(table)
-
-
-def _upsert_records(conn: Connection):
-    statement = _dialect_insert(conn, records)
-    excluded = statement.excluded
-    return statement.on_conflict_do_update(
-        index_elements=[records.c.stream_id, records.c.record_id],
-        set_={
-            "seq": excluded.seq,
-            "payload": excluded.payload,
-            "hash": excluded.hash,
-            "last_modified_at": excluded.last_modified_at,
-            "last_action": excluded.last_action,
-            "deleted_at": None,
-            "pruned_at": None,
-        },
-    )
-
-
-def _insert_seen(conn: Connection):
-    statement = _dialect_insert(conn, seen)
-    return statement.on_conflict_do_update(
-        index_elements=[seen.c.stream_id, seen.c.record_id], set_={"generation": statement.excluded.generation}
-    )

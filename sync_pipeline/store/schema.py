@@ -94,6 +94,7 @@ seen = Table(
     Column("stream_id", Integer, primary_key=True),
     Column("record_id", String(255), primary_key=True),
     Column("generation", String(64), nullable=False),
+    sqlite_with_rowid=False,  # one B-tree keyed by (stream_id, record_id): half the writes per mark
 )
 
 # Webhooks to the app: one row per delivery, retried until delivered or given up.

@@ -126,12 +126,14 @@ def test_prune_empties_payloads_up_to_a_cursor_and_keeps_metadata(store):
     assert all(r.pruned_at for r in records[:3]) and records[0].last_action == "ADDED"
 
 
-def test_delete_unseen_removes_only_live_records_the_generation_did_not_see(store):
-    store.records.save(KEY, [prepared(str(n)) for n in range(2500)], utcnow(), generation="g1")
-    store.records.delete(KEY, ["7"], utcnow())
-    store.records.save(KEY, [prepared(str(n)) for n in range(0, 2500, 2)], utcnow(), generation="g2")
+def test_delete_unseen_removes_only_live_records_the_run_neither_saw_nor_wrote(store):
+    store.records.save(KEY, [prepared(str(n)) for n in range(2500)], utcnow() - timedelta(hours=1), generation="g1")
+    store.records.delete(KEY, ["7"], utcnow() - timedelta(hours=1))
+    started = utcnow()
+    store.records.save(KEY, [prepared(str(n)) for n in range(0, 2000, 2)], utcnow(), generation="g2")  # seen
+    store.records.save(KEY, [prepared(str(n), v=2) for n in range(2000, 2500, 2)], utcnow(), generation="g2")  # written
 
-    deleted = store.records.delete_unseen(KEY, "g2", utcnow())
+    deleted = store.records.delete_unseen(KEY, "g2", started, utcnow())
 
     assert deleted == 1249  # odd ids, less the already-deleted "7"
     live = {r.record_id for r in changes(store) if r.deleted_at is None}
