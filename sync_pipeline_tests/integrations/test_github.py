@@ -1,0 +1,134 @@
+"""The GitHub `issues` sync against a fake REST API with Link-header pages and pull requests mixed in."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import parse_qs
+
+import pytest
+
+from sync_pipeline.store import StreamKey
+from sync_pipeline_tests.integrations.conftest import counts, failure_message, metadata_of, records
+
+NODE = "github__issues"
+
+
+def issues_of(variant: str) -> StreamKey:
+    return StreamKey("github", "gh-1", "GithubIssue", variant)
+
+
+@pytest.fixture
+def connected(sync, github_api):
+    def connect(metadata=None):
+        sync.connect(
+            "github",
+            "gh-1",
+            base_url=github_api.url,
+            credentials={"type": "OAUTH2", "access_token": github_api.token},
+            metadata=metadata,
+        )
+        return sync
+
+    return connect
+
+
+TWO_REPOS = {"web": {"owner": "acme", "repo": "web"}, "api": {"owner": "acme", "repo": "api"}}
+
+
+def test_two_variants_sync_two_repositories_independently(connected, github_api, store):
+    github_api.max_per_page = 2  # so the Link header takes the sync through three pages
+    for number in range(1, 5):
+        github_api.put_issue("acme/web", number, f"Web issue {number}")
+    github_api.put_issue("acme/web", 5, "A pull request", pull_request=True)
+    github_api.put_issue("acme/api", 1, "Api issue", state="closed")
+    harness = connected(metadata=TWO_REPOS)
+
+    web = harness.run("github", "issues", "gh-1", variant="web")
+    api = harness.run("github", "issues", "gh-1", variant="api")
+
+    assert web.success and api.success
+    assert counts(web, NODE, "GithubIssue") == (4, 0, 0), "pull requests are not issues"
+    assert counts(api, NODE, "GithubIssue") == (1, 0, 0)
+    web_issues = records(store, issues_of("web"))
+    assert {i["number"] for i in web_issues.values()} == {1, 2, 3, 4}
+    assert {i["repository"] for i in web_issues.values()} == {"acme/web"}
+    [closed] = records(store, issues_of("api")).values()
+    assert (closed["title"], closed["state"], closed["labels"], closed["author"]) == ("Api issue", "closed", ["bug"], "octocat")
+    assert closed["id"] == str(github_api.repos["acme/api"][1]["id"])
+    assert records(store, issues_of("base")) == {}
+    web_requests = [r for r in github_api.requests if "/repos/acme/web" in r.url.path or "/repositories/" in r.url.path]
+    assert len(web_requests) == 3
+    first = web_requests[0]
+    assert parse_qs(first.url.query) == {"state": ["all"], "per_page": ["100"]}
+    assert first.headers["accept"] == "application/vnd.github+json"
+    assert first.headers["x-github-api-version"] == "2022-11-28"
+
+
+def test_second_run_asks_since_the_first_and_counts_changes_exactly(connected, github_api, store):
+    github_api.put_issue("acme/web", 1, "One")
+    github_api.put_issue("acme/web", 2, "Two")
+    harness = connected(metadata=TWO_REPOS)
+    first = harness.run("github", "issues", "gh-1", variant="web")
+    first_started = datetime.fromisoformat(metadata_of(first, NODE, "GithubIssue")["started_at"])
+    asked_before = len(github_api.requests)
+
+    github_api.put_issue("acme/web", 1, "One", state="closed")  # closed
+    github_api.put_issue("acme/web", 2, "Two, retitled")  # edited
+    github_api.put_issue("acme/web", 3, "Three")  # opened
+    second = harness.run("github", "issues", "gh-1", variant="web")
+
+    assert metadata_of(second, NODE, "GithubIssue")["sync_type"] == "INCREMENTAL"
+    assert counts(second, NODE, "GithubIssue") == (1, 2, 0)
+    since = parse_qs(github_api.requests[asked_before].url.query)["since"]
+    assert since == [first_started.strftime("%Y-%m-%dT%H:%M:%SZ")]
+    issues = {i["number"]: i for i in records(store, issues_of("web")).values()}
+    assert issues[1]["state"] == "closed" and issues[1]["closed_at"] and issues[2]["title"] == "Two, retitled"
+
+
+def test_base_variant_syncs_the_listed_repositories_in_either_form(connected, github_api, store):
+    github_api.put_issue("acme/web", 1, "Web")
+    github_api.put_issue("acme/api", 1, "Api")
+    github_api.put_issue("acme/other", 1, "Not listed")
+
+    result = connected(metadata={"repositories": ["acme/web", {"owner": "acme", "repo": "api"}]}).run(
+        "github", "issues", "gh-1"
+    )
+
+    assert counts(result, NODE, "GithubIssue") == (2, 0, 0)
+    assert {i["repository"] for i in records(store, issues_of("base")).values()} == {"acme/web", "acme/api"}
+
+
+def test_base_variant_without_repositories_syncs_nothing(connected, github_api, store):
+    github_api.put_issue("acme/web", 1, "Web")
+
+    result = connected().run("github", "issues", "gh-1")
+
+    assert result.success
+    assert counts(result, NODE, "GithubIssue") == (0, 0, 0)
+    assert github_api.requests == []
+
+
+def test_a_variant_without_its_metadata_fails_naming_the_key_to_set(connected, github_api):
+    result = connected(metadata=TWO_REPOS).run("github", "issues", "gh-1", variant="docs")
+
+    message = failure_message(result, NODE)
+    assert 'metadata["docs"]' in message and "owner" in message and "repo" in message
+
+
+def test_revoked_token_fails_the_run_with_githubs_message_and_touches_nothing(connected, github_api, store):
+    github_api.put_issue("acme/web", 1, "One")
+    harness = connected(metadata=TWO_REPOS)
+    harness.run("github", "issues", "gh-1", variant="web")
+    before = store.records.last_seq(issues_of("web"))
+    github_api.put_issue("acme/web", 1, "One, edited")
+    github_api.token = "ghp_revoked"
+
+    try:
+        result = harness.run("github", "issues", "gh-1", variant="web")
+    finally:
+        del github_api.token
+
+    message = failure_message(result, NODE)
+    assert "gh-1" in message and "Bad credentials" in message and "401" in message
+    assert store.records.last_seq(issues_of("web")) == before
+    assert [i["title"] for i in records(store, issues_of("web")).values()] == ["One"]
