@@ -50,6 +50,11 @@ def run_tags(sync: SyncDefinition, connection_id: str, variant: str, mode: str =
     }
 
 
+def op_name(sync: SyncDefinition) -> str:
+    """The op that runs the sync: named apart from its job, which Dagster requires."""
+    return f"run_{sync.qualified_name}"
+
+
 def partitions_definition(sync: SyncDefinition) -> DynamicPartitionsDefinition:
     return DynamicPartitionsDefinition(name=sync.qualified_name)
 
@@ -74,7 +79,7 @@ def build_sync_assets(sync: SyncDefinition) -> tuple[AssetsDefinition, Unresolve
         for model in sync.models
     ]
 
-    @multi_asset(specs=specs, name=sync.qualified_name, partitions_def=partitions, required_resource_keys={RESOURCE_KEY})
+    @multi_asset(specs=specs, name=op_name(sync), partitions_def=partitions, required_resource_keys={RESOURCE_KEY})
     def sync_assets(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
         yield from execute_sync(context, sync)
 

@@ -8,19 +8,13 @@ import pytest
 from dagster import AssetKey, AssetRecordsFilter
 
 from sync_pipeline.store import ChangeQuery, StreamKey
+from sync_pipeline_tests.dagster_results import failure_message, materialization_metadata
 
 CONTACTS = StreamKey("acme", "conn-1", "AcmeContact", "base")
 
 
 def metadata_of(result, model: str = "AcmeContact") -> dict:
-    [materialization] = [
-        m for m in result.asset_materializations_for_node("acme__" + _sync_of(model)) if m.asset_key.path[-1] == model
-    ]
-    return {key: value.value for key, value in materialization.metadata.items()}
-
-
-def _sync_of(model: str) -> str:
-    return {"AcmeContact": "contacts", "AcmeLead": "leads", "AcmeEmail": "directory", "AcmeDomain": "directory"}[model]
+    return materialization_metadata(result, model)
 
 
 def live_ids(store, key: StreamKey = CONTACTS) -> set[str]:
@@ -169,8 +163,7 @@ def test_a_partition_without_its_connection_fails_saying_so(harness):
     result = harness.run("acme", "contacts", "ghost")
 
     assert not result.success
-    failure = result.failure_data_for_node("acme__contacts")
-    assert "connection 'ghost' of integration 'acme' does not exist" in failure.error.message
+    assert "connection 'ghost' of integration 'acme' does not exist" in failure_message(result)
 
 
 def test_a_revoked_token_fails_naming_the_connection_and_the_providers_message(harness, acme, store):
@@ -179,7 +172,7 @@ def test_a_revoked_token_fails_naming_the_connection_and_the_providers_message(h
     result = harness.run("acme", "contacts", "conn-1")
 
     assert not result.success
-    message = result.failure_data_for_node("acme__contacts").error.message
+    message = failure_message(result)
     assert "conn-1" in message and "invalid token" in message and "401" in message
     assert "revoked" not in message, "the credential itself is never shown"
 
