@@ -25,6 +25,7 @@ class GithubApi(FakeApi):
 
     token = "ghp_github-token"
     max_per_page = 100
+    revoke_after_pages: int | None = None  # the token stops working after this many pages were served
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,7 +44,9 @@ class GithubApi(FakeApi):
             return self._issues(request, name)
 
     def _issues(self, request: Request, name: str | None):
-        if request.headers.get("authorization") != f"Bearer {self.token}":
+        served = len(self.requests) - 1
+        revoked = self.revoke_after_pages is not None and served >= self.revoke_after_pages
+        if revoked or request.headers.get("authorization") != f"Bearer {self.token}":
             return JSONResponse({"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}, status_code=401)
         if name not in self.repos:
             return JSONResponse({"message": "Not Found", "documentation_url": DOCS, "status": "404"}, status_code=404)
@@ -72,6 +75,7 @@ class GithubApi(FakeApi):
         self.request_times.clear()
         self._failures.clear()
         self.max_per_page = 100
+        self.revoke_after_pages = None
 
     def tick(self) -> str:
         return gh_time(datetime.now(timezone.utc))

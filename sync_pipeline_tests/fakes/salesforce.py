@@ -37,6 +37,7 @@ class SalesforceApi(FakeApi):
 
     token = "00Dxx!salesforce-session"
     batch_size = 2000
+    revoke_after_pages: int | None = None  # the session expires after this many pages were served
 
     def __init__(self) -> None:
         super().__init__()
@@ -79,7 +80,9 @@ class SalesforceApi(FakeApi):
             return self._page(name, int(offset))
 
     def _check_token(self, request: Request) -> JSONResponse | None:
-        if request.headers.get("authorization") != f"Bearer {self.token}":
+        served = len(self.requests) - 1
+        revoked = self.revoke_after_pages is not None and served >= self.revoke_after_pages
+        if revoked or request.headers.get("authorization") != f"Bearer {self.token}":
             return _error(401, "Session expired or invalid", "INVALID_SESSION_ID")
         return None
 
@@ -101,6 +104,7 @@ class SalesforceApi(FakeApi):
         self.request_times.clear()
         self._failures.clear()
         self.batch_size = 2000
+        self.revoke_after_pages = None
 
     def tick(self) -> str:
         """Now, to the second: Salesforce audit fields carry no milliseconds."""

@@ -62,22 +62,26 @@ def github_api(_github_server) -> GithubApi:
     return _github_server
 
 
-def metadata_of(result, node: str, model: str) -> dict:
-    """The materialization metadata of `model` in a run of the sync `node` (`<integration>__<sync>`)."""
+def metadata_of(result, model: str) -> dict:
+    """The materialization metadata of `model` in a sync run, whatever the op that wrote it is called."""
     [materialization] = [
-        m for m in result.asset_materializations_for_node(node) if m.asset_key.path[-1] == model
+        event.step_materialization_data.materialization
+        for event in result.all_events
+        if event.is_step_materialization and event.asset_key.path[-1] == model
     ]
     return {key: value.value for key, value in materialization.metadata.items()}
 
 
-def counts(result, node: str, model: str) -> tuple[int, int, int]:
-    meta = metadata_of(result, node, model)
+def counts(result, model: str) -> tuple[int, int, int]:
+    meta = metadata_of(result, model)
     return meta["added"], meta["updated"], meta["deleted"]
 
 
-def failure_message(result, node: str) -> str:
+def failure_message(result) -> str:
+    """The error that failed the run's step."""
     assert not result.success
-    return result.failure_data_for_node(node).error.message
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    return failure.step_failure_data.error.message
 
 
 def records(store: Store, key: StreamKey) -> dict[str, dict]:

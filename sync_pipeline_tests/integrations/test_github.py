@@ -10,7 +10,6 @@ import pytest
 from sync_pipeline.store import StreamKey
 from sync_pipeline_tests.integrations.conftest import counts, failure_message, metadata_of, records
 
-NODE = "github__issues"
 
 
 def issues_of(variant: str) -> StreamKey:
@@ -47,8 +46,8 @@ def test_two_variants_sync_two_repositories_independently(connected, github_api,
     api = harness.run("github", "issues", "gh-1", variant="api")
 
     assert web.success and api.success
-    assert counts(web, NODE, "GithubIssue") == (4, 0, 0), "pull requests are not issues"
-    assert counts(api, NODE, "GithubIssue") == (1, 0, 0)
+    assert counts(web, "GithubIssue") == (4, 0, 0), "pull requests are not issues"
+    assert counts(api, "GithubIssue") == (1, 0, 0)
     web_issues = records(store, issues_of("web"))
     assert {i["number"] for i in web_issues.values()} == {1, 2, 3, 4}
     assert {i["repository"] for i in web_issues.values()} == {"acme/web"}
@@ -69,7 +68,7 @@ def test_second_run_asks_since_the_first_and_counts_changes_exactly(connected, g
     github_api.put_issue("acme/web", 2, "Two")
     harness = connected(metadata=TWO_REPOS)
     first = harness.run("github", "issues", "gh-1", variant="web")
-    first_started = datetime.fromisoformat(metadata_of(first, NODE, "GithubIssue")["started_at"])
+    first_started = datetime.fromisoformat(metadata_of(first, "GithubIssue")["started_at"])
     asked_before = len(github_api.requests)
 
     github_api.put_issue("acme/web", 1, "One", state="closed")  # closed
@@ -77,8 +76,8 @@ def test_second_run_asks_since_the_first_and_counts_changes_exactly(connected, g
     github_api.put_issue("acme/web", 3, "Three")  # opened
     second = harness.run("github", "issues", "gh-1", variant="web")
 
-    assert metadata_of(second, NODE, "GithubIssue")["sync_type"] == "INCREMENTAL"
-    assert counts(second, NODE, "GithubIssue") == (1, 2, 0)
+    assert metadata_of(second, "GithubIssue")["sync_type"] == "INCREMENTAL"
+    assert counts(second, "GithubIssue") == (1, 2, 0)
     since = parse_qs(github_api.requests[asked_before].url.query)["since"]
     assert since == [first_started.strftime("%Y-%m-%dT%H:%M:%SZ")]
     issues = {i["number"]: i for i in records(store, issues_of("web")).values()}
@@ -94,7 +93,7 @@ def test_base_variant_syncs_the_listed_repositories_in_either_form(connected, gi
         "github", "issues", "gh-1"
     )
 
-    assert counts(result, NODE, "GithubIssue") == (2, 0, 0)
+    assert counts(result, "GithubIssue") == (2, 0, 0)
     assert {i["repository"] for i in records(store, issues_of("base")).values()} == {"acme/web", "acme/api"}
 
 
@@ -104,14 +103,14 @@ def test_base_variant_without_repositories_syncs_nothing(connected, github_api, 
     result = connected().run("github", "issues", "gh-1")
 
     assert result.success
-    assert counts(result, NODE, "GithubIssue") == (0, 0, 0)
+    assert counts(result, "GithubIssue") == (0, 0, 0)
     assert github_api.requests == []
 
 
 def test_a_variant_without_its_metadata_fails_naming_the_key_to_set(connected, github_api):
     result = connected(metadata=TWO_REPOS).run("github", "issues", "gh-1", variant="docs")
 
-    message = failure_message(result, NODE)
+    message = failure_message(result)
     assert 'metadata["docs"]' in message and "owner" in message and "repo" in message
 
 
@@ -128,7 +127,27 @@ def test_revoked_token_fails_the_run_with_githubs_message_and_touches_nothing(co
     finally:
         del github_api.token
 
-    message = failure_message(result, NODE)
+    message = failure_message(result)
     assert "gh-1" in message and "Bad credentials" in message and "401" in message
     assert store.records.last_seq(issues_of("web")) == before
     assert [i["title"] for i in records(store, issues_of("web")).values()] == ["One"]
+
+
+def test_a_run_that_fails_mid_repository_resumes_at_that_repositorys_next_page(connected, github_api, store):
+    github_api.max_per_page = 2
+    for number in range(1, 4):
+        github_api.put_issue("acme/web", number, f"Web {number}")
+        github_api.put_issue("acme/api", number, f"Api {number}")
+    harness = connected(metadata={"repositories": ["acme/web", "acme/api"]})
+    github_api.revoke_after_pages = 3  # web 1, web 2, api 1 are served; api 2 fails
+
+    assert not harness.run("github", "issues", "gh-1").success
+    github_api.revoke_after_pages = None
+    asked_before = len(github_api.requests)
+    resumed = harness.run("github", "issues", "gh-1")
+
+    assert resumed.success
+    retried = github_api.requests[asked_before:]
+    assert len(retried) == 1, "acme/web was finished and acme/api's first page saved: only its last page is read"
+    assert retried[0].url.path.startswith("/repositories/") and parse_qs(retried[0].url.query)["page"] == ["2"]
+    assert len(records(store, issues_of("base"))) == 6

@@ -10,7 +10,6 @@ import pytest
 from sync_pipeline.store import StreamKey
 from sync_pipeline_tests.integrations.conftest import counts, deleted_ids, failure_message, metadata_of, records
 
-NODE = "salesforce__contacts"
 CONTACTS = StreamKey("salesforce", "org-1", "SalesforceContact", "base")
 
 
@@ -47,7 +46,7 @@ def test_initial_sync_follows_next_records_url_and_reaches_back_one_year(connect
     result = connected().run("salesforce", "contacts", "org-1")
 
     assert result.success
-    assert counts(result, NODE, "SalesforceContact") == (3, 0, 0)
+    assert counts(result, "SalesforceContact") == (3, 0, 0)
     contacts = records(store, CONTACTS)
     assert set(contacts) == {"003A", "003B", "003C"}, "a contact outside the backfill window is not read"
     assert contacts["003B"]["email"] == "bob.ray@example.com" and contacts["003B"]["last_name"] == "Ray"
@@ -77,7 +76,7 @@ def test_second_run_reads_changes_since_the_first_and_turns_is_deleted_into_dele
     salesforce_api.put("003C", "Cid", "Moe")
     harness = connected()
     first = harness.run("salesforce", "contacts", "org-1")
-    first_started = datetime.fromisoformat(metadata_of(first, NODE, "SalesforceContact")["started_at"])
+    first_started = datetime.fromisoformat(metadata_of(first, "SalesforceContact")["started_at"])
 
     salesforce_api.put("003B", "Bob", "Ray", Title="CTO")  # edited
     salesforce_api.delete("003C")  # to the recycle bin: queryAll returns it with IsDeleted
@@ -85,8 +84,8 @@ def test_second_run_reads_changes_since_the_first_and_turns_is_deleted_into_dele
     second = harness.run("salesforce", "contacts", "org-1")
 
     assert second.success
-    assert metadata_of(second, NODE, "SalesforceContact")["sync_type"] == "INCREMENTAL"
-    assert counts(second, NODE, "SalesforceContact") == (1, 1, 1)
+    assert metadata_of(second, "SalesforceContact")["sync_type"] == "INCREMENTAL"
+    assert counts(second, "SalesforceContact") == (1, 1, 1)
     assert where_since(salesforce_api.queries[1]) == first_started.replace(microsecond=0)
     contacts = records(store, CONTACTS)
     assert set(contacts) == {"003A", "003B", "003D"}
@@ -107,7 +106,7 @@ def test_revoked_session_fails_the_run_with_salesforces_error_and_touches_nothin
     finally:
         del salesforce_api.token
 
-    message = failure_message(result, NODE)
+    message = failure_message(result)
     assert "org-1" in message and "Session expired or invalid" in message and "401" in message
     assert store.records.last_seq(CONTACTS) == before
     assert records(store, CONTACTS)["003A"]["last_name"] == "Lee"
@@ -116,5 +115,23 @@ def test_revoked_session_fails_the_run_with_salesforces_error_and_touches_nothin
 def test_a_connection_without_instance_url_fails_saying_what_to_set(connected, salesforce_api):
     result = connected(region="eu").run("salesforce", "contacts", "org-1")
 
-    message = failure_message(result, NODE)
+    message = failure_message(result)
     assert "org-1" in message and "instance_url" in message
+
+
+def test_a_run_that_fails_mid_query_resumes_from_the_last_saved_page(connected, salesforce_api, store):
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    for n, letter in enumerate("ABCD"):
+        salesforce_api.put(f"003{letter}", letter, "Doe", modified=now - timedelta(days=4 - n))
+    salesforce_api.batch_size = 2
+    salesforce_api.revoke_after_pages = 1  # the first page is saved, the second fails
+    harness = connected()
+
+    assert not harness.run("salesforce", "contacts", "org-1").success
+    salesforce_api.revoke_after_pages = None
+    resumed = harness.run("salesforce", "contacts", "org-1")
+
+    assert resumed.success
+    assert where_since(salesforce_api.queries[-1]) == now - timedelta(days=3), "from contact B, the last one saved"
+    assert counts(resumed, "SalesforceContact") == (2, 0, 0)
+    assert set(records(store, CONTACTS)) == {"003A", "003B", "003C", "003D"}

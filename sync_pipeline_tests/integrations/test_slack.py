@@ -9,7 +9,6 @@ import pytest
 from sync_pipeline.store import StreamKey
 from sync_pipeline_tests.integrations.conftest import counts, deleted_ids, failure_message, records
 
-NODE = "slack__users"
 USERS = StreamKey("slack", "team-1", "SlackUser", "base")
 
 
@@ -43,7 +42,7 @@ def test_initial_sync_saves_every_human_across_cursor_pages(connected, slack_api
     result = connected().run("slack", "users", "team-1")
 
     assert result.success
-    assert counts(result, NODE, "SlackUser") == (3, 0, 0)
+    assert counts(result, "SlackUser") == (3, 0, 0)
     users = records(store, USERS)
     assert set(users) == {"U01", "U02", "U03"}
     assert users["U01"]["email"] == "ann@example.com" and users["U01"]["real_name"] == "Ann"
@@ -65,7 +64,7 @@ def test_second_run_counts_added_edited_and_removed_users_exactly(connected, sla
     result = harness.run("slack", "users", "team-1")
 
     assert result.success
-    assert counts(result, NODE, "SlackUser") == (1, 2, 1)
+    assert counts(result, "SlackUser") == (1, 2, 1)
     users = records(store, USERS)
     assert set(users) == {"U02", "U03", "U04"}
     assert users["U02"]["real_name"] == "Bobby" and users["U03"]["deactivated"] is True
@@ -85,7 +84,7 @@ def test_include_bots_metadata_keeps_bots_and_slackbot(connected, slack_api, sto
 
     result = connected(metadata={"include_bots": True}).run("slack", "users", "team-1")
 
-    assert counts(result, NODE, "SlackUser") == (5, 0, 0)
+    assert counts(result, "SlackUser") == (5, 0, 0)
     users = records(store, USERS)
     assert users["B01"]["is_bot"] is True and users["B01"]["email"] is None
     assert "USLACKBOT" in users
@@ -115,7 +114,7 @@ def test_revoked_token_fails_the_run_with_slacks_error_and_touches_nothing(conne
     finally:
         del slack_api.token
 
-    message = failure_message(result, NODE)
+    message = failure_message(result)
     assert "team-1" in message and "invalid_auth" in message
     assert "xoxb-slack-token" not in message, "the credential itself is never shown"
     assert store.records.last_seq(USERS) == before
