@@ -16,6 +16,7 @@ from sync_pipeline.sdk import (
     WebhookContext,
     WebhookRejected,
 )
+from sync_pipeline.store import Connection
 
 github = Integration(
     "github",
@@ -109,24 +110,25 @@ def issues(ctx: SyncContext) -> None:
     ctx.clear_checkpoint()
 
 
-@github.webhook
-def on_webhook(ctx: WebhookContext) -> None:
-    """`issues` events from a repository webhook, signed with the connection's `webhook_secret`."""
+def signing_connection(ctx: WebhookContext) -> Connection:
+    """The connection whose `connection_config.webhook_secret` signed this delivery."""
     connections = ctx.connections()
     if not connections:
         raise UnknownWebhookConnection("there is no github connection to receive this webhook")
-    connection = next(
-        (
-            conn
-            for conn in connections
-            if conn.config.get("webhook_secret") and ctx.signed_with(str(conn.config["webhook_secret"]), "X-Hub-Signature-256")
-        ),
-        None,
+    for connection in connections:
+        secret = connection.config.get("webhook_secret")
+        if secret and ctx.signed_with(str(secret), "X-Hub-Signature-256"):
+            return connection
+    raise WebhookRejected(
+        "X-Hub-Signature-256 does not match the connection_config.webhook_secret of any github connection",
+        status=401,
     )
-    if connection is None:
-        raise WebhookRejected(
-            "X-Hub-Signature-256 does not match the connection_config.webhook_secret of any github connection", status=401
-        )
+
+
+@github.webhook
+def on_webhook(ctx: WebhookContext) -> None:
+    """`issues` events from a repository webhook: the issue is saved, or deleted, in the base variant."""
+    connection = signing_connection(ctx)  # verify before reading anything, even a ping
     if ctx.headers.get("x-github-event") != "issues":
         return  # ping and every other event: acknowledged, nothing to store
     payload = ctx.json()

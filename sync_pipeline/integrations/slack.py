@@ -19,7 +19,7 @@ slack = Integration(
 
 SLACKBOT = "USLACKBOT"
 # Slack recommends pages of at most 200 members; the next cursor is "" on the last page.
-PAGES = CursorPagination(cursor_path="response_metadata.next_cursor", cursor_param="cursor", limit_param="limit", limit=200)
+PAGES = CursorPagination(cursor_path="response_metadata.next_cursor", limit_param="limit", limit=200)
 
 
 class SlackUser(BaseModel):

@@ -47,7 +47,8 @@ class GithubApi(FakeApi):
         served = len(self.requests) - 1
         revoked = self.revoke_after_pages is not None and served >= self.revoke_after_pages
         if revoked or request.headers.get("authorization") != f"Bearer {self.token}":
-            return JSONResponse({"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}, status_code=401)
+            body = {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}
+            return JSONResponse(body, status_code=401)
         if name not in self.repos:
             return JSONResponse({"message": "Not Found", "documentation_url": DOCS, "status": "404"}, status_code=404)
         query = request.query_params

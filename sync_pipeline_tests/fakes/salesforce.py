@@ -33,7 +33,7 @@ def sf_time(moment: datetime) -> str:
 
 
 class SalesforceApi(FakeApi):
-    """`GET /services/data/v60.0/queryAll?q=<SOQL>`, then `nextRecordsUrl` (`/services/data/v60.0/query/<locator>-<n>`)."""
+    """`GET /services/data/v60.0/queryAll?q=<SOQL>`, then each `nextRecordsUrl` (`.../query/<locator>-<n>`)."""
 
     token = "00Dxx!salesforce-session"
     batch_size = 2000

@@ -11,7 +11,7 @@ from sync_pipeline_tests.fakes.server import FakeApi
 
 
 class SlackApi(FakeApi):
-    """`GET /api/users.list?limit=&cursor=` -> `{"ok": true, "members": [...], "response_metadata": {"next_cursor": ...}}`."""
+    """`GET /api/users.list?limit=&cursor=` -> `{"ok": true, "members": [...], "response_metadata": {...}}`."""
 
     token = "xoxb-slack-token"
     max_page = 1000  # Slack may return fewer members than `limit` asks for
