@@ -1,0 +1,195 @@
+"""The scheduling sensor over a real Dagster instance: exactly which runs it requests, and what they do."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus, build_sensor_context
+from dagster._core.test_utils import create_run_for_test
+from sqlalchemy import update
+
+from sync_pipeline.orchestration.assets import CONNECTION_TAG, MODE_TAG, PARTITION_TAG
+from sync_pipeline.orchestration.scheduling import SENSOR_NAME
+from sync_pipeline.store import from_iso, to_iso, utcnow
+from sync_pipeline.store.schema import partitions
+from sync_pipeline_tests.conftest import REPO
+
+
+@pytest.fixture
+def connected(harness, acme):
+    harness.connect("acme", "conn-1", base_url=acme.url, credentials={"type": "API_KEY", "apiKey": acme.token})
+    acme.put("c1", "Ada")
+    return harness
+
+
+def tick(harness) -> list:
+    """One evaluation of the scheduling sensor: its run requests."""
+    sensor = harness.definitions.resolve_sensor_def(SENSOR_NAME)
+    context = build_sensor_context(
+        instance=harness.instance, definitions=harness.definitions, resources=harness.definitions.resources
+    )
+    return list(sensor(context).run_requests)
+
+
+def requested(harness) -> list[tuple[str, str, str]]:
+    return sorted((r.job_name, r.partition_key, r.tags[MODE_TAG]) for r in tick(harness))
+
+
+def set_row(store, sync_name: str, key: str, **values) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(partitions)
+            .where(partitions.c.sync_name == sync_name, partitions.c.partition_key == key)
+            .values(**values)
+        )
+
+
+def test_a_new_auto_start_partition_runs_at_once_then_waits_for_its_frequency(connected, store):
+    key = connected.add_partition("acme", "contacts", "conn-1")
+
+    [request] = tick(connected)
+
+    assert (request.job_name, request.partition_key) == ("acme__contacts", key)
+    assert request.tags == {
+        MODE_TAG: "incremental",
+        PARTITION_TAG: "acme__contacts/conn-1::base",
+        CONNECTION_TAG: "acme/conn-1",
+    }
+    assert tick(connected) == []
+    next_due = from_iso(store.partitions.get("acme", "contacts", key).next_due_at)
+    assert timedelta(minutes=59) < next_due - utcnow() <= timedelta(hours=1)
+
+
+def test_a_partition_is_due_again_once_its_frequency_elapsed_with_a_new_run_key(connected, store):
+    key = connected.add_partition("acme", "contacts", "conn-1")
+    [first] = tick(connected)
+    set_row(store, "contacts", key, next_due_at=to_iso(utcnow() - timedelta(seconds=1)))
+
+    [second] = tick(connected)
+
+    assert second.partition_key == key and second.run_key != first.run_key
+    assert tick(connected) == []
+
+
+def test_a_frequency_override_sets_the_next_due_time(connected, store):
+    key = connected.add_partition("acme", "contacts", "conn-1")
+    store.partitions.set_frequency("acme", "contacts", key, 300)
+
+    assert len(tick(connected)) == 1
+
+    next_due = from_iso(store.partitions.get("acme", "contacts", key).next_due_at)
+    assert timedelta(minutes=4) < next_due - utcnow() <= timedelta(minutes=5)
+
+
+def test_auto_start_false_waits_for_start_or_a_trigger(connected, store):
+    key = connected.add_partition("acme", "directory", "conn-1")
+    assert tick(connected) == []
+
+    store.partitions.set_paused("acme", "directory", key, False, utcnow())
+
+    assert requested(connected) == [("acme__directory", key, "incremental")]
+
+
+def test_auto_start_false_runs_when_triggered(connected, store):
+    key = connected.add_partition("acme", "directory", "conn-1")
+    store.partitions.trigger("acme", "directory", key, "incremental", utcnow())
+
+    assert requested(connected) == [("acme__directory", key, "incremental")]
+    assert tick(connected) == []  # the trigger was consumed
+
+
+def test_a_paused_partition_is_not_scheduled_but_a_trigger_still_runs(connected, store):
+    key = connected.add_partition("acme", "contacts", "conn-1")
+    store.partitions.set_paused("acme", "contacts", key, True, utcnow())
+    assert tick(connected) == []
+    set_row(store, "contacts", key, next_due_at=to_iso(utcnow() - timedelta(hours=2)))
+    assert tick(connected) == []
+
+    store.partitions.trigger("acme", "contacts", key, "full_refresh", utcnow())
+
+    assert requested(connected) == [("acme__contacts", key, "full_refresh")]
+    assert tick(connected) == []
+
+
+@pytest.mark.parametrize("mode", ["incremental", "full_refresh", "full_refresh_and_clear_cache"])
+def test_a_trigger_carries_its_mode_tag(connected, store, mode):
+    key = connected.add_partition("acme", "leads", "conn-1")
+    tick(connected)  # the first, auto-started run
+    store.partitions.trigger("acme", "leads", key, mode, utcnow())
+
+    assert requested(connected) == [("acme__leads", key, mode)]
+
+
+def test_a_partition_with_a_run_in_flight_gets_no_second_request_and_keeps_its_trigger(connected, store):
+    key = connected.add_partition("acme", "contacts", "conn-1")
+    other = connected.add_partition("acme", "contacts", "conn-2")
+    for status in (DagsterRunStatus.STARTING, DagsterRunStatus.SUCCESS):
+        create_run_for_test(connected.instance, job_name="acme__contacts", status=status, tags={"dagster/partition": key})
+    create_run_for_test(  # another job's run on the same partition key does not block this one
+        connected.instance, job_name="acme__leads", status=DagsterRunStatus.STARTED, tags={"dagster/partition": other}
+    )
+
+    assert requested(connected) == [("acme__contacts", other, "incremental")]
+
+    store.partitions.trigger("acme", "contacts", key, "full_refresh", utcnow())
+    assert tick(connected) == []
+    assert store.partitions.get("acme", "contacts", key).trigger_mode == "full_refresh"
+
+
+def test_a_partition_added_straight_through_dagster_gets_scheduled(connected, store):
+    connected.instance.add_dynamic_partitions("acme__contacts", ["conn-7::base"])
+    connected.instance.add_dynamic_partitions("acme__directory", ["conn-7::base"])  # auto_start False
+
+    assert requested(connected) == [("acme__contacts", "conn-7::base", "incremental")]
+    assert store.partitions.get("acme", "directory", "conn-7::base") is not None
+    assert tick(connected) == []
+
+
+def test_a_partition_key_we_cannot_parse_is_left_alone(connected, store):
+    connected.instance.add_dynamic_partitions("acme__contacts", ["not a key"])
+
+    assert tick(connected) == []
+    assert store.partitions.list("acme") == []
+
+
+def test_a_row_whose_dagster_partition_vanished_is_removed_after_a_grace_period(connected, store):
+    key = connected.add_partition("acme", "contacts", "conn-1")
+    connected.instance.delete_dynamic_partition("acme__contacts", key)
+
+    assert tick(connected) == []  # just created: perhaps its Dagster partition is being added right now
+    assert store.partitions.get("acme", "contacts", key) is not None
+
+    set_row(store, "contacts", key, created_at=to_iso(utcnow() - timedelta(minutes=5)))
+    assert tick(connected) == []
+    assert store.partitions.get("acme", "contacts", key) is None
+
+
+def test_requested_runs_do_what_their_mode_says(connected, store):
+    key = connected.add_partition("acme", "contacts", "conn-1")
+    job = connected.definitions.resolve_job_def("acme__contacts")
+    [first] = tick(connected)
+    assert job.execute_in_process(partition_key=key, tags=first.tags, instance=connected.instance).success
+
+    store.partitions.trigger("acme", "contacts", key, "full_refresh", utcnow())
+    [reset] = tick(connected)
+    result = job.execute_in_process(partition_key=reset.partition_key, tags=reset.tags, instance=connected.instance)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+
+    [event] = result.get_asset_materialization_events()
+    materialization = event.step_materialization_data.materialization
+    assert materialization.metadata["sync_type"].value == "INITIAL"
+    assert materialization.metadata["mode"].value == "full_refresh"
+
+
+def test_the_repository_dagster_yaml_loads_with_its_tag_concurrency_limits(tmp_path):
+    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+
+    assert {(limit["key"], limit["limit"]) for limit in limits} == {
+        ("sync_pipeline/partition", 1),
+        ("sync_pipeline/connection", 4),
+    }
+    assert all(limit["value"] == {"applyLimitPerUniqueValue": True} for limit in limits)
