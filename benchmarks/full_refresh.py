@@ -159,8 +159,8 @@ def run_dlt(url: str, total: int, version: int, workdir: str) -> dict:
     if url.startswith("duckdb"):
         pipeline = dlt.pipeline(
             pipeline_name="bench_duckdb",
-            destination=dlt.destinations.duckdb(str(Path(workdir) / "bench.duckdb")),
-            dataset_name="bench",
+            destination=dlt.destinations.duckdb(str(Path(workdir) / "dlt_contacts.duckdb")),
+            dataset_name="contacts_data",
             pipelines_dir=workdir,
         )
         started = time.perf_counter()
@@ -171,7 +171,7 @@ def run_dlt(url: str, total: int, version: int, workdir: str) -> dict:
         pipeline = dlt.pipeline(
             pipeline_name="bench_postgres",
             destination=dlt.destinations.postgres(credentials),
-            dataset_name="bench",
+            dataset_name="contacts_data",
             pipelines_dir=workdir,
         )
         started = time.perf_counter()

@@ -26,7 +26,7 @@ def describe_definitions() -> dict:
         assets[key.to_user_string()] = {
             "group": node.group_name,
             "partitions": getattr(node.partitions_def, "name", None),
-            "columns": [column.name for column in node.metadata["dagster/column_schema"].columns],
+            "columns": [column.name for column in schema.columns] if (schema := node.metadata.get("dagster/column_schema")) else None,
         }
     return {
         "assets": assets,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from sync_pipeline.settings import database_url
 from sync_pipeline.store import Store, StreamKey
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @lru_cache(maxsize=8)
@@ -26,6 +29,6 @@ class SyncPipelineResource(ConfigurableResource):
     def store(self) -> Store:
         return store_for(self.database_url or database_url())
 
-    def records_frame(self, integration: str, model: str, connection_id: str, variant: str = "base") -> pd.DataFrame:
+    def records_frame(self, integration: str, model: str, connection_id: str, variant: str = "base") -> "pd.DataFrame":
         """The current (non-deleted) records of one model of one partition, as a DataFrame."""
         return self.store().records.dataframe(StreamKey(integration, connection_id, model, variant))

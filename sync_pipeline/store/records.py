@@ -12,14 +12,16 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import pandas as pd
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, exists, func, insert, select, update
 
 from sync_pipeline.store import bulk
 from sync_pipeline.store.database import to_iso
 from sync_pipeline.store.schema import records, seen, streams
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ADDED, UPDATED, DELETED = "ADDED", "UPDATED", "DELETED"
 ACTIONS = (ADDED, UPDATED, DELETED)
@@ -329,8 +331,10 @@ class RecordsCache:
             yield [json.loads(payload) for _, payload in rows]
             after = rows[-1][0]
 
-    def dataframe(self, key: StreamKey) -> pd.DataFrame:
+    def dataframe(self, key: StreamKey) -> "pd.DataFrame":
         """A sync's current records as a DataFrame, for downstream assets (read in chunks)."""
+        import pandas as pd  # imported here: pandas (and the pyarrow it loads) costs a sync 30-100 MB
+
         frames = [pd.DataFrame.from_records(chunk) for chunk in self.iter_live_payloads(key)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
