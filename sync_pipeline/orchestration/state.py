@@ -116,3 +116,47 @@ def _value(record: EventLogRecord, name: str) -> Any:
     event = record.asset_event
     entry = event.metadata.get(name) if event is not None else None
     return entry.value if entry is not None else None
+
+
+def report_webhook_changes(
+    instance: DagsterInstance,
+    sync: "SyncDefinition",
+    connection_id: str,
+    ledger: "RunLedger",
+    started_at: datetime,
+    low_watermarks: dict[str, int],
+    totals: dict[str, int] | None = None,
+) -> None:
+    """Record what a provider webhook changed as a runless materialization per changed model of the base partition.
+
+    The UI shows it, and the webhook sensor turns it into a `syncType: "WEBHOOK"` webhook to the app; reading
+    a partition's run state skips it (it has no checkpoint of its own).
+    """
+    from dagster import AssetMaterialization
+
+    from sync_pipeline.keys import make_partition_key
+
+    for model, counts in ledger.counts.items():
+        if not (counts.added or counts.updated or counts.deleted):
+            continue
+        instance.report_runless_asset_event(
+            AssetMaterialization(
+                asset_key=asset_key(sync.integration.name, model),
+                partition=make_partition_key(connection_id),
+                metadata={
+                    "connection_id": connection_id,
+                    "variant": "base",
+                    "sync_type": WEBHOOK,
+                    "mode": "webhook",
+                    "started_at": started_at.isoformat(),
+                    "added": counts.added,
+                    "updated": counts.updated,
+                    "deleted": counts.deleted,
+                    "invalid_records": ledger.invalid.get(model, 0),
+                    "total_records": (totals or {}).get(model, 0),
+                    "low_watermark": encode_cursor(low_watermarks.get(model, 0)),
+                    "checkpoint": MetadataValue.json({}),
+                    "checkpoint_from": MetadataValue.json({}),
+                },
+            )
+        )

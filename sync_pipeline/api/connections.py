@@ -1,0 +1,186 @@
+"""Connections: import, list, read, delete, and their metadata."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AnyHttpUrl, ConfigDict, Field
+from starlette.routing import Route
+
+from sync_pipeline.api.endpoint import Call, endpoint
+from sync_pipeline.api.errors import not_found, parse
+from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey
+from sync_pipeline.orchestration.lifecycle import delete_connection, register_connection
+from sync_pipeline.store import Connection, utcnow
+from sync_pipeline.store.database import to_iso
+
+
+class _Credentials(Lenient):
+    model_config = ConfigDict(extra="allow")  # refresh_token, expires_at, raw...: stored as sent
+
+
+class OAuth2(_Credentials):
+    type: Literal["OAUTH2"]
+    access_token: str = Field(min_length=1)
+
+
+class ApiKey(_Credentials):
+    type: Literal["API_KEY"]
+    apiKey: str = Field(min_length=1)
+
+
+class Basic(_Credentials):
+    type: Literal["BASIC"]
+    username: str
+    password: str
+
+
+class NoCredentials(_Credentials):
+    type: Literal["NONE"]
+
+
+Credentials = Annotated[OAuth2 | ApiKey | Basic | NoCredentials, Field(discriminator="type")]
+
+
+class ImportBody(Lenient):
+    provider_config_key: ProviderConfigKey
+    connection_id: ConnectionId
+    credentials: Credentials
+    connection_config: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    webhook_url_override: AnyHttpUrl | None = None
+
+
+class ListQuery(Lenient):
+    connectionId: str | None = None
+    integrationId: str | None = None
+
+
+class ConnectionQuery(Lenient):
+    provider_config_key: ProviderConfigKey
+
+
+class ConnectionPath(Lenient):
+    connection_id: ConnectionId
+
+
+class MetadataBody(Lenient):
+    connection_id: ConnectionId | Annotated[list[ConnectionId], Field(min_length=1)]
+    provider_config_key: ProviderConfigKey
+    metadata: dict[str, Any]
+
+
+@endpoint
+def import_connection(call: Call) -> dict[str, Any]:
+    """Create a connection, or update the one with the same (provider_config_key, connection_id)."""
+    body = parse(ImportBody, call.json(), "body")
+    integration = call.services.integration(body.provider_config_key)
+    connection = Connection(
+        integration=integration.name,
+        connection_id=body.connection_id,
+        credentials=body.credentials.model_dump(),
+        config=body.connection_config,
+        metadata=body.metadata,
+        webhook_url_override=str(body.webhook_url_override) if body.webhook_url_override else None,
+    )
+    return detail(register_connection(call.services.instance, call.services.store, integration, connection))
+
+
+@endpoint
+def list_connections(call: Call) -> dict[str, Any]:
+    query = parse(ListQuery, dict(call.query), "query")
+    found = call.services.store.connections.list(query.integrationId, query.connectionId)
+    return {"connections": [summary(connection) for connection in found]}
+
+
+@endpoint
+def get_connection(call: Call) -> dict[str, Any]:
+    """The connection with its credentials, as Nango answers it (the caller holds the secret key)."""
+    connection = _existing(call)
+    call.services.store.connections.touch_fetched(connection.integration, connection.connection_id)
+    connection.last_fetched_at = to_iso(utcnow())
+    return detail(connection)
+
+
+@endpoint
+def remove_connection(call: Call) -> dict[str, Any]:
+    """Delete the connection with its partitions, schedules and records."""
+    connection = _existing(call)
+    integration = call.services.integration(connection.integration)
+    delete_connection(call.services.instance, call.services.store, integration, connection.connection_id)
+    return {"success": True}
+
+
+@endpoint(status=201)
+def replace_metadata(call: Call) -> dict[str, Any]:
+    return _set_metadata(call, merge=False)
+
+
+@endpoint
+def merge_metadata(call: Call) -> dict[str, Any]:
+    return _set_metadata(call, merge=True)
+
+
+def _set_metadata(call: Call, *, merge: bool) -> dict[str, Any]:
+    """All named connections get the metadata, or (one being unknown) none does."""
+    raw = call.json()
+    body = parse(MetadataBody, raw, "body")
+    integration = call.services.integration(body.provider_config_key)
+    ids = body.connection_id if isinstance(body.connection_id, list) else [body.connection_id]
+    if not call.services.store.connections.set_metadata(integration.name, ids, body.metadata, merge=merge):
+        raise not_found("unknown_connection", f"at least one of the connections {ids} of {integration.name!r} does not exist")
+    return raw
+
+
+def _existing(call: Call) -> Connection:
+    connection_id = parse(ConnectionPath, call.path_params, "path").connection_id
+    integration = call.services.integration(parse(ConnectionQuery, dict(call.query), "query").provider_config_key)
+    connection = call.services.store.connections.get(integration.name, connection_id)
+    if connection is None:
+        raise not_found("unknown_connection", f"there is no connection {connection_id!r} of {integration.name!r}")
+    return connection
+
+
+def summary(connection: Connection) -> dict[str, Any]:
+    return {
+        "id": connection.id,
+        "connection_id": connection.connection_id,
+        "provider_config_key": connection.integration,
+        "provider": connection.integration,
+        "created": connection.created_at,
+        "metadata": connection.metadata,
+        "errors": [],
+        "end_user": None,
+        "tags": {},
+    }
+
+
+def detail(connection: Connection) -> dict[str, Any]:
+    return {
+        "id": connection.id,
+        "connection_id": connection.connection_id,
+        "provider_config_key": connection.integration,
+        "provider": connection.integration,
+        "connection_config": connection.config,
+        "metadata": connection.metadata,
+        "created_at": connection.created_at,
+        "updated_at": connection.updated_at,
+        "last_fetched_at": connection.last_fetched_at,
+        "credentials": connection.credentials,
+    }
+
+
+def routes() -> list[Route]:
+    out = []
+    for prefix in ("/connections", "/connection"):  # Nango's old singular paths, still sent by older clients
+        out += [
+            Route(f"{prefix}/metadata", replace_metadata, methods=["POST"]),
+            Route(f"{prefix}/metadata", merge_metadata, methods=["PATCH"]),
+            Route(f"{prefix}/{{connection_id}}", get_connection, methods=["GET"]),
+            Route(f"{prefix}/{{connection_id}}", remove_connection, methods=["DELETE"]),
+        ]
+    return [
+        Route("/connections", import_connection, methods=["POST"]),
+        Route("/connections", list_connections, methods=["GET"]),
+        *out,
+    ]

@@ -1,0 +1,79 @@
+"""A sync partition's status for `GET /sync/status`, read from Dagster's runs and materializations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from dagster import AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
+
+from sync_pipeline.orchestration.state import asset_key, read_partition_state
+from sync_pipeline.sdk.declaration import SyncDefinition
+from sync_pipeline.sdk.frequency import describe_frequency
+from sync_pipeline.store import PartitionRow, from_iso
+
+DAGSTER_PARTITION_TAG = "dagster/partition"
+_RUNNING = {
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.MANAGED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+}
+_FINISHED = {DagsterRunStatus.SUCCESS: "SUCCESS", DagsterRunStatus.FAILURE: "ERROR", DagsterRunStatus.CANCELED: "STOPPED"}
+
+
+def sync_id(sync: SyncDefinition, row: PartitionRow) -> str:
+    """The id of a sync partition: the value of its runs' `sync_pipeline/partition` tag."""
+    return f"{sync.qualified_name}/{row.partition_key}"
+
+
+def partition_status(instance: DagsterInstance, sync: SyncDefinition, row: PartitionRow) -> dict[str, Any]:
+    created = from_iso(row.created_at)
+    since = created.timestamp()
+    run = next(iter(instance.get_run_records(
+        RunsFilter(job_name=sync.qualified_name, tags={DAGSTER_PARTITION_TAG: row.partition_key}), limit=1
+    )), None)
+    if run is not None and run.create_timestamp.timestamp() < since:
+        run = None  # a run of an earlier life of this partition key
+    execution = "STOPPED" if run is None else "RUNNING" if run.dagster_run.status in _RUNNING else _FINISHED.get(
+        run.dagster_run.status, "ERROR"
+    )
+    status = "PAUSED" if row.paused and execution != "RUNNING" else execution
+    latest = {model: _latest_metadata(instance, sync, model, row.partition_key, since) for model in sync.model_names}
+    state = read_partition_state(instance, asset_key(sync.integration.name, sync.model_names[0]), row.partition_key, created)
+    first = latest[sync.model_names[0]]
+    return {
+        "id": sync_id(sync, row),
+        "connection_id": row.connection_id,
+        "name": sync.name,
+        "variant": row.variant,
+        "type": str(first.get("sync_type") or sync.sync_type.upper()),
+        "status": status,
+        "finishedAt": _iso(run.end_time) if run is not None and run.end_time else None,
+        "nextScheduledSyncAt": None if row.paused else row.next_due_at,
+        "frequency": describe_frequency(row.frequency_seconds or sync.frequency_seconds),
+        "latestResult": {
+            model: {name: int(meta.get(name) or 0) for name in ("added", "updated", "deleted")}
+            for model, meta in latest.items()
+            if meta
+        },
+        "latestExecutionStatus": execution,
+        "recordCount": {model: int(meta.get("total_records") or 0) for model, meta in latest.items()},
+        "checkpoint": state.checkpoint,
+    }
+
+
+def _latest_metadata(instance: DagsterInstance, sync: SyncDefinition, model: str, partition: str, since: float) -> dict[str, Any]:
+    """The metadata of the model's newest materialization in this partition's current life (a run's or a webhook's)."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=asset_key(sync.integration.name, model), asset_partitions=[partition]), limit=1
+    ).records
+    if not records or records[0].timestamp < since or records[0].asset_event is None:
+        return {}
+    return {name: entry.value for name, entry in records[0].asset_event.metadata.items()}
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat().replace("+00:00", "Z")

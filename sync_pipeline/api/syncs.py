@@ -1,0 +1,241 @@
+"""Sync control: trigger, pause, start, status, frequency, variants. Control only writes the schedule table;
+the scheduling sensor reads it each tick and launches the runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field
+from starlette.routing import Route
+
+from sync_pipeline.api.endpoint import Call, Services, endpoint
+from sync_pipeline.api.errors import ApiError, invalid, not_found, parse
+from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict, Variant
+from sync_pipeline.api.status import partition_status
+from sync_pipeline.keys import BASE_VARIANT, InvalidPartitionKey, make_partition_key
+from sync_pipeline.orchestration.lifecycle import add_partition, remove_partition, variant_name
+from sync_pipeline.sdk.declaration import Integration, SyncDefinition
+from sync_pipeline.sdk.frequency import InvalidFrequency, describe_frequency, parse_frequency
+from sync_pipeline.store import PartitionRow, utcnow
+
+MAX_VARIANTS = 100  # per sync and connection, the base variant counted
+INCREMENTAL, FULL_REFRESH, CLEAR_CACHE = "incremental", "full_refresh", "full_refresh_and_clear_cache"
+
+
+def _sync_ref(value: Any) -> Any:
+    """`"issues"`, `"issues::acme__web"` or `{"name": "issues", "variant": "acme__web"}`."""
+    if isinstance(value, str):
+        name, _, variant = value.partition("::")
+        return {"name": name, "variant": variant or BASE_VARIANT}
+    return value
+
+
+class SyncRef(Strict):
+    name: str = Field(min_length=1)
+    variant: Variant = BASE_VARIANT
+
+
+def _status_syncs(value: Any) -> Any:
+    """The query form: `*` (every sync) or a comma-separated list."""
+    if isinstance(value, str):
+        return [] if value.strip() == "*" else [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+SyncRefs = list[Annotated[SyncRef, BeforeValidator(_sync_ref)]]
+
+
+class Selection(Lenient):
+    """Which sync partitions a request is about; an empty `syncs` means all of them."""
+
+    syncs: SyncRefs = Field(default_factory=list)
+    provider_config_key: ProviderConfigKey
+    connection_id: ConnectionId | None = None
+
+
+class StatusQuery(Selection):
+    syncs: Annotated[SyncRefs, BeforeValidator(_status_syncs)]
+
+
+class TriggerOpts(Lenient):
+    reset: bool = False
+    emptyCache: bool = False
+
+
+class TriggerBody(Selection):
+    opts: TriggerOpts = Field(default_factory=TriggerOpts)
+    sync_mode: Literal["incremental", "full_refresh", "full_refresh_and_clear_cache"] | None = None
+    full_resync: bool = False
+
+    @property
+    def mode(self) -> str:
+        if self.opts.emptyCache or self.sync_mode == CLEAR_CACHE:
+            return CLEAR_CACHE
+        if self.opts.reset or self.full_resync or self.sync_mode == FULL_REFRESH:
+            return FULL_REFRESH
+        return INCREMENTAL
+
+
+class FrequencyBody(Lenient):
+    sync_name: str = Field(min_length=1)
+    sync_variant: Variant = BASE_VARIANT
+    provider_config_key: ProviderConfigKey
+    connection_id: ConnectionId
+    frequency: str | None
+
+
+class VariantBody(Lenient):
+    provider_config_key: ProviderConfigKey
+    connection_id: ConnectionId
+
+
+def with_headers(call: Call, data: Any) -> Any:
+    """`provider_config_key` and `connection_id` may come as headers; the body's own values win."""
+    if not isinstance(data, dict):
+        return data  # parse() reports that it is not an object
+    from_headers = {
+        "provider_config_key": call.headers.get("provider-config-key"),
+        "connection_id": call.headers.get("connection-id"),
+    }
+    return {**{k: v for k, v in from_headers.items() if v}, **data}
+
+
+Target = tuple[SyncDefinition, PartitionRow]
+
+
+def select_partitions(services: Services, selection: Selection) -> list[Target]:
+    """The partitions a selection names: 404 for an unknown integration, connection, sync or variant."""
+    integration = services.integration(selection.provider_config_key)
+    if selection.connection_id is not None:
+        _require_connection(services, integration, selection.connection_id)
+    partitions = services.store.partitions
+    if not selection.syncs:
+        rows = partitions.list(integration.name, connection_id=selection.connection_id)
+        return [(integration.syncs[row.sync_name], row) for row in rows if row.sync_name in integration.syncs]
+    found: dict[tuple[str, str], Target] = {}
+    for ref in selection.syncs:
+        sync = _sync(integration, ref.name, status=404)
+        rows = [row for row in partitions.list(integration.name, sync.name, selection.connection_id) if row.variant == ref.variant]
+        if not rows and selection.connection_id is not None:
+            raise not_found("not_found", f"sync {sync.name!r} has no variant {ref.variant!r} for connection {selection.connection_id!r}")
+        found.update({(sync.name, row.partition_key): (sync, row) for row in rows})
+    return list(found.values())
+
+
+@endpoint
+def trigger(call: Call) -> dict[str, Any]:
+    """Ask for a run of each selected partition at the scheduler's next tick, in the requested mode."""
+    body = parse(TriggerBody, with_headers(call, call.json()), "body")
+    now = utcnow()
+    for sync, row in select_partitions(call.services, body):
+        call.services.store.partitions.trigger(row.integration, sync.name, row.partition_key, body.mode, now)
+    return {"success": True}
+
+
+@endpoint
+def pause(call: Call) -> dict[str, Any]:
+    return _set_paused(call, True)
+
+
+@endpoint
+def start(call: Call) -> dict[str, Any]:
+    """Resume the schedule; a partition that never ran becomes due at once."""
+    return _set_paused(call, False)
+
+
+def _set_paused(call: Call, paused: bool) -> dict[str, Any]:
+    body = parse(Selection, with_headers(call, call.json()), "body")
+    now = utcnow()
+    for sync, row in select_partitions(call.services, body):
+        call.services.store.partitions.set_paused(row.integration, sync.name, row.partition_key, paused, now)
+    return {"success": True}
+
+
+@endpoint
+def status(call: Call) -> dict[str, Any]:
+    query = parse(StatusQuery, with_headers(call, dict(call.query)), "query")
+    targets = select_partitions(call.services, query)
+    return {"syncs": [partition_status(call.services.instance, sync, row) for sync, row in targets]}
+
+
+@endpoint
+def update_frequency(call: Call) -> dict[str, Any]:
+    """Set a partition's own frequency, or (null) return it to the sync's default."""
+    body = parse(FrequencyBody, with_headers(call, call.json()), "body")
+    try:
+        seconds = parse_frequency(body.frequency) if body.frequency is not None else None
+    except InvalidFrequency as error:
+        raise invalid("body", "frequency", str(error)) from None
+    selection = Selection(
+        syncs=[SyncRef(name=body.sync_name, variant=body.sync_variant)],
+        provider_config_key=body.provider_config_key,
+        connection_id=body.connection_id,
+    )
+    [(sync, row)] = select_partitions(call.services, selection)
+    call.services.store.partitions.set_frequency(row.integration, sync.name, row.partition_key, seconds)
+    return {"frequency": describe_frequency(seconds or sync.frequency_seconds)}
+
+
+@endpoint
+def create_variant(call: Call) -> dict[str, Any]:
+    """Add a variant of a sync for one connection: a new dynamic partition, scheduled like the base one."""
+    variant = _variant(call)
+    body = parse(VariantBody, with_headers(call, call.json()), "body")
+    services = call.services
+    integration = services.integration(body.provider_config_key)
+    sync = _sync(integration, call.path_params["name"], status=400)
+    _require_connection(services, integration, body.connection_id)
+    existing = services.store.partitions.list(integration.name, sync.name, body.connection_id)
+    if any(row.variant == variant for row in existing):
+        raise ApiError(400, "sync_variant_already_exists", f"sync {sync.name!r} already has a variant {variant!r}")
+    # Counted from the schedule table, the base variant included; concurrent creations may overshoot by a few.
+    if len(existing) >= MAX_VARIANTS:
+        raise ApiError(400, "resource_capped", f"Maximum number of variants per sync ({MAX_VARIANTS}) reached")
+    add_partition(services.instance, services.store, sync, body.connection_id, variant)
+    return {"id": f"{sync.qualified_name}/{make_partition_key(body.connection_id, variant)}", "name": sync.name, "variant": variant}
+
+
+@endpoint
+def delete_variant(call: Call) -> dict[str, Any]:
+    """Remove a variant with its schedule, checkpoint and records."""
+    variant = _variant(call)
+    body = parse(VariantBody, with_headers(call, call.json()), "body")
+    services = call.services
+    integration = services.integration(body.provider_config_key)
+    sync = _sync(integration, call.path_params["name"], status=404)
+    row = services.store.partitions.get(integration.name, sync.name, make_partition_key(body.connection_id, variant))
+    if row is None:
+        raise not_found("not_found", f"sync {sync.name!r} has no variant {variant!r} for connection {body.connection_id!r}")
+    remove_partition(services.instance, services.store, sync, body.connection_id, variant)
+    return {"success": True}
+
+
+def _variant(call: Call) -> str:
+    try:
+        return variant_name(call.path_params["variant"])
+    except InvalidPartitionKey as error:
+        raise ApiError(400, "invalid_variant", str(error), [{"code": "invalid_variant", "message": str(error), "path": ["variant"]}]) from None
+
+
+def _sync(integration: Integration, name: str, *, status: int) -> SyncDefinition:
+    sync = integration.syncs.get(name)
+    if sync is None:
+        raise ApiError(status, "unknown_sync", f"integration {integration.name!r} has no sync {name!r}")
+    return sync
+
+
+def _require_connection(services: Services, integration: Integration, connection_id: str) -> None:
+    if services.store.connections.get(integration.name, connection_id) is None:
+        raise not_found("unknown_connection", f"there is no connection {connection_id!r} of {integration.name!r}")
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/sync/trigger", trigger, methods=["POST"]),
+        Route("/sync/pause", pause, methods=["POST"]),
+        Route("/sync/start", start, methods=["POST"]),
+        Route("/sync/status", status, methods=["GET"]),
+        Route("/sync/update-connection-frequency", update_frequency, methods=["PUT"]),
+        Route("/sync/{name}/variant/{variant}", create_variant, methods=["POST"]),
+        Route("/sync/{name}/variant/{variant}", delete_variant, methods=["DELETE"]),
+    ]
