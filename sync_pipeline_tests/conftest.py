@@ -179,3 +179,31 @@ def harness(instance, store, database_url) -> SyncHarness:
     from sync_pipeline_tests.acme import registry
 
     return SyncHarness(instance, store, database_url, registry)
+
+
+from sync_pipeline_tests.fakes.server import FakeApi  # noqa: E402  (appended: this file is shared)
+
+
+class WebhookReceiver(FakeApi):
+    """The app's webhook endpoint (`POST /hooks`): records raw bodies and headers; `fail_next(500, times=n)` fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.url = ""
+
+        @self.route("POST", "/hooks")
+        def hooks(request):
+            return {"ok": True}
+
+    def received(self) -> list[tuple[dict[str, str], bytes]]:
+        """(headers, raw body) of every request, in arrival order, failed ones included."""
+        return [(dict(request.headers), body) for request, body in zip(self.requests, self.bodies)]
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A real HTTP receiver for webhooks to the app on 127.0.0.1; its `url` is the webhook URL."""
+    api = WebhookReceiver()
+    with ServedApp(api) as served:
+        api.url = served.url + "/hooks"
+        yield api

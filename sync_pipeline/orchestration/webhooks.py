@@ -1,0 +1,243 @@
+"""The webhook sensor: one webhook per model per sync run (or provider webhook), failures included, sent to the app.
+
+A plain sensor whose cursor is the last event storage id it handled: asset sensors drop events. Enqueueing is
+idempotent by a delivery id derived from the event, so a tick that fails before saving its cursor re-sends nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterEventType,
+    DagsterInstance,
+    DefaultSensorStatus,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
+from dagster._core.event_api import RunStatusChangeRecordsFilter
+from dagster._core.storage.event_log.base import EventLogRecord
+
+from sync_pipeline.keys import InvalidPartitionKey, parse_partition_key
+from sync_pipeline.orchestration.assets import MODE_TAG
+from sync_pipeline.orchestration.resources import SyncPipelineResource
+from sync_pipeline.orchestration.scheduling import PARTITION_RUN_TAG
+from sync_pipeline.orchestration.state import asset_key, read_partition_state
+from sync_pipeline.sdk.declaration import Registry, SyncDefinition
+from sync_pipeline.settings import WebhookSettings
+from sync_pipeline.store import PartitionRow, Store, from_iso, utcnow
+from sync_pipeline.webhooks.delivery import DeliveryLog, deliver_due
+from sync_pipeline.webhooks.payloads import INITIAL, INCREMENTAL, SyncSubject, failure_body, success_body
+
+SENSOR_NAME = "sync_pipeline_webhooks"
+PAGE = 1000  # events read per asset key and tick; the rest come at the next tick
+DELIVERY_BUDGET_SECONDS = 30.0  # ticks time out after 60 s
+DELIVERY_ID_LIMIT = 64  # the column's width
+
+
+@dataclass
+class TickReport:
+    cursor: int
+    enqueued: int = 0
+    delivered: dict[str, int] = field(default_factory=dict)
+
+
+def build_webhook_sensor(registry: Registry):
+    """The sensor that turns every sync's materializations and run failures into webhooks to the app."""
+
+    @sensor(
+        name=SENSOR_NAME,
+        minimum_interval_seconds=5,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Sends a webhook to the app for each model of each finished or failed sync run, and retries deliveries.",
+    )
+    def sync_pipeline_webhooks(context: SensorEvaluationContext, sync_pipeline: SyncPipelineResource) -> SensorResult:
+        cursor = int(context.cursor) if context.cursor else 0
+        report = run_webhook_tick(context.instance, sync_pipeline.store(), registry, WebhookSettings.from_env(), cursor)
+        if report.enqueued or any(report.delivered.values()):
+            context.log.info(f"webhooks: {report.enqueued} new; attempts by outcome {report.delivered}")
+        return SensorResult(cursor=str(report.cursor))
+
+    return sync_pipeline_webhooks
+
+
+def run_webhook_tick(
+    instance: DagsterInstance,
+    store: Store,
+    registry: Registry,
+    settings: WebhookSettings,
+    cursor: int,
+    *,
+    now: datetime | None = None,
+    budget_seconds: float = DELIVERY_BUDGET_SECONDS,
+) -> TickReport:
+    """Enqueue the webhooks of events after `cursor`, then attempt every due delivery; returns the new cursor."""
+    log = DeliveryLog(store.engine)
+    collector = _Collector(instance, store, registry, settings, log)
+    report = TickReport(cursor=collector.collect(cursor))
+    report.enqueued = collector.enqueued
+    report.delivered = deliver_due(log, settings.signing_key, now=now, budget_seconds=budget_seconds)
+    return report
+
+
+class _Collector:
+    """Reads one tick's events and enqueues their webhooks; caches rows and connections for the tick."""
+
+    def __init__(
+        self, instance: DagsterInstance, store: Store, registry: Registry, settings: WebhookSettings, log: DeliveryLog
+    ) -> None:
+        self.instance, self.store, self.settings, self.log = instance, store, settings, log
+        self.syncs_by_key: dict[AssetKey, tuple[SyncDefinition, str]] = {
+            asset_key(sync.integration.name, model): (sync, model) for sync in registry.syncs() for model in sync.model_names
+        }
+        self.syncs_by_job = {sync.qualified_name: sync for sync in registry.syncs()}
+        self._rows: dict[str, dict[tuple[str, str], PartitionRow]] = {}
+        self._urls: dict[tuple[str, str], str | None] = {}
+        self.enqueued = 0
+
+    def collect(self, cursor: int) -> int:
+        materializations, failures, new_cursor = self._read(cursor)
+        for record in materializations:
+            if record.storage_id <= new_cursor:
+                self._materialization(record)
+        for record in failures:
+            if record.storage_id <= new_cursor:
+                self._failure(record)
+        return new_cursor
+
+    def _read(self, cursor: int) -> tuple[list[EventLogRecord], list[EventLogRecord], int]:
+        """Events after `cursor`; the new cursor stops at the end of the shortest truncated page so none is skipped."""
+        batches = [
+            self.instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=key, after_storage_id=cursor), limit=PAGE, ascending=True
+            )
+            for key in self.syncs_by_key
+        ]
+        if self.syncs_by_job:
+            batches.append(
+                self.instance.fetch_run_status_changes(
+                    RunStatusChangeRecordsFilter(
+                        DagsterEventType.RUN_FAILURE, after_storage_id=cursor, job_names=list(self.syncs_by_job)
+                    ),
+                    limit=PAGE,
+                    ascending=True,
+                )
+            )
+        ends = [batch.records[-1].storage_id for batch in batches if batch.has_more and batch.records]
+        seen = [record.storage_id for batch in batches for record in batch.records]
+        new_cursor = min(ends) if ends else max(seen, default=cursor)
+        records = [record for batch in batches[: len(self.syncs_by_key)] for record in batch.records]
+        failures = list(batches[-1].records) if self.syncs_by_job else []
+        return records, failures, new_cursor
+
+    def _materialization(self, record: EventLogRecord) -> None:
+        event = record.asset_event
+        if event is None or event.partition is None or event.asset_key not in self.syncs_by_key:
+            return
+        sync, model = self.syncs_by_key[event.asset_key]
+        meta = {name: entry.value for name, entry in event.metadata.items()}
+        subject = self._subject(sync, model, event.partition, record.timestamp)
+        if subject is None:
+            return
+        counts = {name: int(meta.get(name) or 0) for name in ("added", "updated", "deleted")}
+        if not any(counts.values()) and not self.settings.send_empty:
+            return
+        body = success_body(
+            subject,
+            sync_type=str(meta.get("sync_type") or INCREMENTAL),
+            started_at=str(meta.get("started_at") or _iso(record.timestamp)),
+            checkpoint_from=meta.get("checkpoint_from") or None,
+            checkpoint_to=meta.get("checkpoint") or None,
+            **counts,
+        )
+        self._enqueue(f"m-{record.storage_id}", subject, body)
+
+    def _failure(self, record: EventLogRecord) -> None:
+        run_id = record.event_log_entry.run_id
+        run_record = next(iter(self.instance.get_run_records(RunsFilter(run_ids=[run_id]), limit=1)), None)
+        if run_record is None or run_record.dagster_run.job_name not in self.syncs_by_job:
+            return
+        run = run_record.dagster_run
+        sync = self.syncs_by_job[run.job_name]
+        partition = run.tags.get(PARTITION_RUN_TAG)
+        started_at = _iso(run_record.start_time or run_record.create_timestamp.timestamp())
+        description = self._failure_description(run_id, record)
+        sync_type = self._failed_run_type(sync, partition, run.tags.get(MODE_TAG))
+        for model in sync.model_names:
+            subject = self._subject(sync, model, partition, record.timestamp)
+            if subject is None:
+                return
+            body = failure_body(
+                subject, sync_type=sync_type, description=description, started_at=started_at, failed_at=_iso(record.timestamp)
+            )
+            self._enqueue(_bounded_id(f"f-{run_id}-{model}"), subject, body)
+
+    def _failed_run_type(self, sync: SyncDefinition, partition: str | None, mode: str | None) -> str:
+        """INITIAL when the run was a reset or the partition had no successful run (in its current life) before it."""
+        if mode in ("full_refresh", "full_refresh_and_clear_cache") or partition is None:
+            return INITIAL
+        row = self._row(sync, partition)
+        if row is None:
+            return INITIAL
+        key = asset_key(sync.integration.name, sync.model_names[0])
+        state = read_partition_state(self.instance, key, partition, from_iso(row.created_at))
+        return INITIAL if state.last_sync_date is None else INCREMENTAL
+
+    def _failure_description(self, run_id: str, record: EventLogRecord) -> str:
+        """The failed step's own message (a sync's Failure description), else the run failure's."""
+        for step in self.instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1).records:
+            data = step.event_log_entry.dagster_event.step_failure_data
+            if data.user_failure_data is not None and data.user_failure_data.description:
+                return data.user_failure_data.description
+            if data.error is not None:
+                return data.error.message.strip()
+        return record.event_log_entry.message or "the sync run failed"
+
+    def _subject(self, sync: SyncDefinition, model: str, partition: str | None, timestamp: float) -> SyncSubject | None:
+        """Who the event is about, or None for an event from before the partition's (re)creation or a removed one."""
+        if partition is None:
+            return None
+        try:
+            connection_id, variant = parse_partition_key(partition)
+        except InvalidPartitionKey:
+            return None
+        row = self._row(sync, partition)
+        if row is None or timestamp < from_iso(row.created_at).timestamp():
+            return None
+        return SyncSubject(connection_id, sync.integration.name, sync.name, variant, model)
+
+    def _row(self, sync: SyncDefinition, partition: str) -> PartitionRow | None:
+        integration = sync.integration.name
+        if integration not in self._rows:
+            self._rows[integration] = {(r.sync_name, r.partition_key): r for r in self.store.partitions.list(integration)}
+        return self._rows[integration].get((sync.name, partition))
+
+    def _url(self, subject: SyncSubject) -> str | None:
+        key = (subject.integration, subject.connection_id)
+        if key not in self._urls:
+            connection = self.store.connections.get(*key)
+            override = connection.webhook_url_override if connection is not None else None
+            self._urls[key] = override or self.settings.url
+        return self._urls[key]
+
+    def _enqueue(self, delivery_id: str, subject: SyncSubject, body: str) -> None:
+        url = self._url(subject)
+        if url and self.log.enqueue(delivery_id, url, body):
+            self.enqueued += 1
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat()
+
+
+def _bounded_id(delivery_id: str) -> str:
+    """Stable, and within the column: a long id is shortened to a prefix and a hash of the whole."""
+    if len(delivery_id) <= DELIVERY_ID_LIMIT:
+        return delivery_id
+    return delivery_id[:20] + "-" + hashlib.sha256(delivery_id.encode()).hexdigest()[:40]

@@ -1,0 +1,1 @@
+"""Change webhooks to the app: payloads, signatures, delivery with retries and a delivery log."""

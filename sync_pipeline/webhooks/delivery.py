@@ -1,0 +1,198 @@
+"""The delivery log (`sp_webhook_deliveries`) and delivery: signed POSTs, concurrent, retried with backoff."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import Engine, select, update
+
+from sync_pipeline.store import to_iso, utcnow
+from sync_pipeline.store.database import dialect_insert
+from sync_pipeline.store.schema import deliveries
+from sync_pipeline.webhooks.payloads import signature_headers
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+DELIVERY_ID_HEADER = "X-Sync-Pipeline-Delivery-Id"
+MAX_ATTEMPTS = 8
+BACKOFF_SECONDS = 10
+MAX_BACKOFF_SECONDS = 3600
+TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+WORKERS = 16
+RETRYABLE_STATUSES = {408, 429}
+ERROR_TEXT_LIMIT = 500
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    delivery_id: str
+    url: str
+    status: str
+    attempts: int
+    next_attempt_at: str
+    last_error: str | None
+    created_at: str
+    updated_at: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The outcome of one POST: delivered, or an error that may be retried."""
+
+    delivered: bool
+    error: str | None = None
+    retryable: bool = False
+
+
+class DeliveryLog:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def enqueue(self, delivery_id: str, url: str, body: str, now: datetime | None = None) -> bool:
+        """Add a pending delivery, due at once; False (and nothing changed) when the id is already logged."""
+        stamp = to_iso(now or utcnow())
+        with self.engine.begin() as conn:
+            statement = dialect_insert(conn, deliveries).values(
+                delivery_id=delivery_id,
+                url=url,
+                body=body,
+                status=PENDING,
+                attempts=0,
+                next_attempt_at=stamp,
+                created_at=stamp,
+                updated_at=stamp,
+            )
+            return conn.execute(statement.on_conflict_do_nothing()).rowcount == 1
+
+    def due(self, now: datetime, limit: int = 1000) -> list[Delivery]:
+        """Pending deliveries whose next attempt has come, the oldest first."""
+        statement = (
+            select(deliveries)
+            .where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= to_iso(now))
+            .order_by(deliveries.c.next_attempt_at, deliveries.c.delivery_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [Delivery(**row._mapping) for row in conn.execute(statement)]
+
+    def record_attempt(
+        self, delivery_id: str, attempt: Attempt, now: datetime, *, max_attempts: int = MAX_ATTEMPTS
+    ) -> str:
+        """Count an attempt; returns the new status (a retryable error stays pending, with backoff, until the last attempt)."""
+        with self.engine.begin() as conn:
+            attempts = conn.execute(
+                select(deliveries.c.attempts).where(deliveries.c.delivery_id == delivery_id)
+            ).scalar_one() + 1
+            if attempt.delivered:
+                status, next_at = DELIVERED, now
+            elif attempt.retryable and attempts < max_attempts:
+                status, next_at = PENDING, now + backoff(attempts)
+            else:
+                status, next_at = FAILED, now
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.delivery_id == delivery_id)
+                .values(
+                    status=status,
+                    attempts=attempts,
+                    next_attempt_at=to_iso(next_at),
+                    last_error=attempt.error,
+                    updated_at=to_iso(now),
+                )
+            )
+        return status
+
+    def get(self, delivery_id: str) -> Delivery | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(deliveries).where(deliveries.c.delivery_id == delivery_id)).first()
+        return Delivery(**row._mapping) if row is not None else None
+
+    def list(self, status: str | None = None, limit: int = 100) -> list[Delivery]:
+        """Deliveries, the newest first, optionally of one status."""
+        statement = select(deliveries).order_by(deliveries.c.created_at.desc(), deliveries.c.delivery_id.desc())
+        if status is not None:
+            statement = statement.where(deliveries.c.status == status)
+        with self.engine.connect() as conn:
+            return [Delivery(**row._mapping) for row in conn.execute(statement.limit(limit))]
+
+
+def backoff(attempts: int) -> timedelta:
+    """10 s after the first failed attempt, doubling, capped."""
+    return timedelta(seconds=min(BACKOFF_SECONDS * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS))
+
+
+def post(client: httpx.Client, delivery: Delivery, signing_key: str | None) -> Attempt:
+    """POST one delivery's body, signed; never raises."""
+    body = delivery.body.encode()
+    headers = {
+        "Content-Type": "application/json",
+        DELIVERY_ID_HEADER: delivery.delivery_id,
+        **signature_headers(body, signing_key),
+    }
+    try:
+        response = client.post(delivery.url, content=body, headers=headers)
+    except httpx.TransportError as error:  # timeouts, refused connections, resets
+        return Attempt(False, f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT], retryable=True)
+    if response.is_success:
+        return Attempt(True)
+    retryable = response.status_code >= 500 or response.status_code in RETRYABLE_STATUSES
+    return Attempt(False, f"HTTP {response.status_code}: {response.text[:200]}", retryable=retryable)
+
+
+def deliver_due(
+    log_: DeliveryLog,
+    signing_key: str | None,
+    *,
+    now: datetime | None = None,
+    budget_seconds: float = 30.0,
+    limit: int = 5000,
+) -> dict[str, int]:
+    """Attempt every due delivery concurrently (a dead receiver only holds one worker); counts per new status.
+
+    Deliveries not started within `budget_seconds` stay due for the next call.
+    """
+    now = now or utcnow()
+    due = log_.due(now, limit)
+    counts = {DELIVERED: 0, PENDING: 0, FAILED: 0}
+    if not due:
+        return counts
+    deadline = time.monotonic() + budget_seconds
+
+    def attempt(delivery: Delivery) -> str | None:
+        if time.monotonic() > deadline:
+            return None
+        outcome = post(client, delivery, signing_key)
+        if not outcome.delivered:
+            log.warning("webhook delivery %s to %s failed: %s", delivery.delivery_id, delivery.url, outcome.error)
+        # The delivery's due time is kept relative to when it was attempted, not to the tick's start.
+        return log_.record_attempt(delivery.delivery_id, outcome, max(now, utcnow()))
+
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(due))) as pool:
+            for status in pool.map(attempt, due):
+                if status is not None:
+                    counts[status] += 1
+    return counts
+
+
+def deliveries_table(rows: list[Delivery]) -> str:
+    """A plain-text table of deliveries for `sync-pipeline deliveries` (bodies left out; they can be large)."""
+    if not rows:
+        return "no deliveries"
+    header = ("DELIVERY ID", "STATUS", "ATTEMPTS", "NEXT ATTEMPT", "CREATED", "URL", "LAST ERROR")
+    lines = [
+        (r.delivery_id, r.status, str(r.attempts), r.next_attempt_at if r.status == PENDING else "-", r.created_at, r.url, r.last_error or "")
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line[:-1], widths)) + "  " + line[-1].replace("\n", " ")
+        for line in [header, *lines]
+    )

@@ -1,0 +1,92 @@
+"""Webhook bodies sent to the app, exactly as docs/http-api.md describes them: compact JSON, keys sorted."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+SOURCE = "sync-pipeline"
+INITIAL, INCREMENTAL, WEBHOOK = "INITIAL", "INCREMENTAL", "WEBHOOK"
+FAILURE_TYPE = "script_error"  # Nango's error type for a sync script that failed
+
+
+@dataclass(frozen=True)
+class SyncSubject:
+    """Which stream a webhook is about."""
+
+    connection_id: str
+    integration: str
+    sync_name: str
+    variant: str
+    model: str
+
+
+def encode(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True)
+
+
+def webhook_sync_type(sync_type: str) -> str:
+    """Our metadata's FULL and INCREMENTAL are both an INCREMENTAL run to the app."""
+    return sync_type if sync_type in (INITIAL, WEBHOOK) else INCREMENTAL
+
+
+def success_body(
+    subject: SyncSubject,
+    *,
+    sync_type: str,
+    started_at: str,
+    added: int,
+    updated: int,
+    deleted: int,
+    checkpoint_from: dict[str, Any] | None,
+    checkpoint_to: dict[str, Any] | None,
+) -> str:
+    return encode(
+        {
+            **_common(subject, sync_type),
+            "success": True,
+            "modifiedAfter": started_at,
+            "queryTimeStamp": started_at,
+            "responseResults": {"added": added, "updated": updated, "deleted": deleted},
+            "checkpoints": {"from": checkpoint_from or None, "to": checkpoint_to or None},
+        }
+    )
+
+
+def failure_body(subject: SyncSubject, *, sync_type: str, description: str, started_at: str, failed_at: str) -> str:
+    return encode(
+        {
+            **_common(subject, sync_type),
+            "success": False,
+            "error": {"type": FAILURE_TYPE, "description": description},
+            "startedAt": started_at,
+            "failedAt": failed_at,
+        }
+    )
+
+
+def _common(subject: SyncSubject, sync_type: str) -> dict[str, Any]:
+    return {
+        "from": SOURCE,
+        "type": "sync",
+        "connectionId": subject.connection_id,
+        "providerConfigKey": subject.integration,
+        "syncName": subject.sync_name,
+        "syncVariant": subject.variant,
+        "model": subject.model,
+        "syncType": webhook_sync_type(sync_type),
+    }
+
+
+def signature_headers(body: bytes, signing_key: str | None) -> dict[str, str]:
+    """`X-Nango-Hmac-Sha256` (HMAC of the body) and the legacy `X-Nango-Signature` (SHA-256 of key + body)."""
+    if not signing_key:
+        return {}
+    key = signing_key.encode()
+    return {
+        "X-Nango-Hmac-Sha256": hmac.new(key, body, hashlib.sha256).hexdigest(),
+        "X-Nango-Signature": hashlib.sha256(key + body).hexdigest(),
+    }

@@ -1,0 +1,80 @@
+"""The delivery log and delivery rules: idempotent enqueue, what is retried, backoff, giving up, the CLI table."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sync_pipeline.store import from_iso, utcnow
+from sync_pipeline.webhooks.delivery import (
+    DELIVERED,
+    FAILED,
+    MAX_ATTEMPTS,
+    PENDING,
+    Attempt,
+    DeliveryLog,
+    deliver_due,
+    deliveries_table,
+)
+from sync_pipeline.webhooks.payloads import signature_headers
+
+
+def test_enqueue_is_idempotent_by_delivery_id(store):
+    log = DeliveryLog(store.engine)
+
+    assert log.enqueue("m-1", "http://app/hooks", '{"a":1}') is True
+    assert log.enqueue("m-1", "http://other/hooks", '{"a":2}') is False
+
+    [delivery] = log.list()
+    assert (delivery.url, delivery.body, delivery.status, delivery.attempts) == ("http://app/hooks", '{"a":1}', PENDING, 0)
+
+
+def test_retryable_errors_back_off_exponentially_then_fail_and_stay_in_the_log(store):
+    log = DeliveryLog(store.engine)
+    now = utcnow()
+    log.enqueue("m-1", "http://app/hooks", "{}", now)
+    gaps = []
+    for _ in range(MAX_ATTEMPTS - 1):
+        assert log.record_attempt("m-1", Attempt(False, "HTTP 503", retryable=True), now) == PENDING
+        gaps.append((from_iso(log.get("m-1").next_attempt_at) - now).total_seconds())
+
+    assert gaps == [10, 20, 40, 80, 160, 320, 640]
+    assert log.due(now, 10) == [] and len(log.due(now + timedelta(seconds=641), 10)) == 1
+    assert log.record_attempt("m-1", Attempt(False, "HTTP 503", retryable=True), now) == FAILED
+    assert [d.delivery_id for d in log.list(status=FAILED)] == ["m-1"]
+    assert log.list(status=PENDING) == []
+
+
+def test_a_client_error_fails_at_once(store, webhook_receiver):
+    log = DeliveryLog(store.engine)
+    log.enqueue("m-1", webhook_receiver.url, "{}")
+    webhook_receiver.fail_next(400)
+
+    assert deliver_due(log, "key") == {DELIVERED: 0, PENDING: 0, FAILED: 1}
+    assert log.get("m-1").last_error.startswith("HTTP 400")
+
+
+def test_429_and_408_are_retried(store, webhook_receiver):
+    log = DeliveryLog(store.engine)
+    log.enqueue("m-1", webhook_receiver.url, "{}")
+    log.enqueue("m-2", webhook_receiver.url, "{}")
+    webhook_receiver.fail_next(429)
+    webhook_receiver.fail_next(408)
+
+    assert deliver_due(log, "key") == {DELIVERED: 0, PENDING: 2, FAILED: 0}
+
+
+def test_no_signing_key_sends_no_signature_headers():
+    assert signature_headers(b"{}", None) == {}
+
+
+def test_the_deliveries_table_lists_status_attempts_and_errors(store):
+    log = DeliveryLog(store.engine)
+    log.enqueue("m-1", "http://app/hooks", "{}")
+    log.record_attempt("m-1", Attempt(False, "HTTP 404: nope"), utcnow())
+
+    table = deliveries_table(log.list(status="failed"))
+
+    header, row = table.splitlines()
+    assert header.split()[:4] == ["DELIVERY", "ID", "STATUS", "ATTEMPTS"]
+    assert row.split()[:3] == ["m-1", "failed", "1"] and row.endswith("HTTP 404: nope")
+    assert deliveries_table([]) == "no deliveries"
