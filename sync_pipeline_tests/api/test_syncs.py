@@ -1,0 +1,168 @@
+"""Sync control over HTTP: the schedule rows the scheduling sensor reads, status from Dagster, variants."""
+
+from __future__ import annotations
+
+import pytest
+
+from sync_pipeline.store import StreamKey
+from sync_pipeline_tests.api.conftest import assert_error, import_acme
+
+KEY = {"provider_config_key": "acme", "connection_id": "conn-1"}
+
+
+@pytest.fixture
+def connected(client, acme):
+    import_acme(client, acme)
+    import_acme(client, acme, "conn-2")
+
+
+def row(store, sync="contacts", key="conn-1::base"):
+    return store.partitions.get("acme", sync, key)
+
+
+@pytest.mark.parametrize(
+    "extra, mode",
+    [
+        ({}, "incremental"),
+        ({"opts": {"reset": True}}, "full_refresh"),
+        ({"sync_mode": "full_refresh"}, "full_refresh"),
+        ({"full_resync": True}, "full_refresh"),
+        ({"opts": {"emptyCache": True}}, "full_refresh_and_clear_cache"),
+        ({"sync_mode": "full_refresh_and_clear_cache"}, "full_refresh_and_clear_cache"),
+        ({"opts": {"reset": True, "emptyCache": True}}, "full_refresh_and_clear_cache"),
+    ],
+)
+def test_trigger_modes(client, connected, store, extra, mode):
+    response = client.post("/sync/trigger", json={"syncs": ["contacts"], **KEY, **extra})
+    assert response.json() == {"success": True}
+    assert row(store).trigger_mode == mode and row(store).triggered_at is not None
+    assert row(store, key="conn-2::base").trigger_mode is None
+    assert row(store, "leads").trigger_mode is None
+
+
+def test_trigger_selections(client, connected, store):
+    # Without connection_id: every connection of the integration; headers may carry the keys.
+    assert client.post("/sync/trigger", json={"syncs": ["leads"], "provider_config_key": "acme"}).status_code == 200
+    assert row(store, "leads").trigger_mode == row(store, "leads", "conn-2::base").trigger_mode == "incremental"
+    client.post("/sync/directory/variant/v1", json=KEY)
+    response = client.post("/sync/trigger/", json={"syncs": [{"name": "directory", "variant": "v1"}]},
+                           headers={"Provider-Config-Key": "acme", "Connection-Id": "conn-1"})
+    assert response.status_code == 200, response.text
+    assert row(store, "directory", "conn-1::v1").trigger_mode == "incremental"
+    assert row(store, "directory").trigger_mode is None
+    assert client.post("/sync/trigger", json={"syncs": ["directory::base"], **KEY}).status_code == 200
+    assert row(store, "directory").trigger_mode == "incremental"
+    # An empty list: every sync (and variant) of the connection.
+    assert client.post("/sync/trigger", json={"syncs": [], **KEY, "opts": {"reset": True}}).status_code == 200
+    assert {r.trigger_mode for r in store.partitions.list("acme", connection_id="conn-1")} == {"full_refresh"}
+
+
+def test_control_errors_change_nothing(client, connected, store):
+    before = store.partitions.list("acme")
+    for path in ("/sync/trigger", "/sync/pause", "/sync/start"):
+        assert_error(client.post(path, json={"syncs": ["nope"], **KEY}), 404, "unknown_sync")
+        assert_error(client.post(path, json={"syncs": ["contacts"], **KEY, "connection_id": "nobody"}), 404, "unknown_connection")
+        assert_error(client.post(path, json={"syncs": ["contacts"], **KEY, "provider_config_key": "x"}), 404, "unknown_provider_config")
+        assert_error(client.post(path, json={"syncs": ["contacts::v9"], **KEY}), 404, "not_found")
+        assert_error(client.post(path, json={"syncs": ["contacts"]}), 400, "invalid_body")
+        assert_error(client.post(path, json={"syncs": "contacts", **KEY}), 400, "invalid_body")
+        assert_error(client.post(path, content=b"[1,", headers={"Content-Type": "application/json"}), 400, "invalid_body")
+        assert_error(client.post(path, json={"syncs": ["contacts::bad variant"], **KEY}), 400, "invalid_body")
+    assert_error(client.post("/sync/trigger", json={"syncs": ["contacts"], **KEY, "sync_mode": "everything"}), 400, "invalid_body")
+    assert store.partitions.list("acme") == before
+
+
+def test_pause_and_start(client, connected, store):
+    assert client.post("/sync/pause", json={"syncs": ["contacts", "directory"], **KEY}).json() == {"success": True}
+    assert row(store).paused and row(store, "directory").paused and not row(store, "leads").paused
+    assert row(store, "directory").next_due_at is None  # never scheduled: auto_start False
+    assert client.post("/sync/start", json={"syncs": ["contacts", "directory"], **KEY}).json() == {"success": True}
+    assert not row(store).paused
+    assert row(store, "directory").next_due_at is not None  # a sync that never ran runs now
+
+
+def test_status(client, acme, connected, harness, store):
+    acme.put("c1", "Ann")
+    acme.put("c2", "Bob")
+    status = client.get("/sync/status", params={"syncs": "contacts", **KEY}).json()["syncs"]
+    assert [(s["name"], s["status"], s["finishedAt"]) for s in status] == [("contacts", "STOPPED", None)]
+    assert status[0]["nextScheduledSyncAt"] is not None and status[0]["frequency"] == "every hour"
+
+    assert harness.run("acme", "contacts", "conn-1").success
+    [done] = client.get("/sync/status", params={"syncs": "contacts", **KEY}).json()["syncs"]
+    assert done["status"] == "SUCCESS" and done["latestExecutionStatus"] == "SUCCESS"
+    assert done["id"] == "acme__contacts/conn-1::base" and done["variant"] == "base"
+    assert done["finishedAt"] is not None and done["type"] == "INITIAL"
+    assert done["latestResult"] == {"AcmeContact": {"added": 2, "updated": 0, "deleted": 0}}
+    assert done["recordCount"] == {"AcmeContact": 2}
+    assert done["checkpoint"] is None  # the sync cleared it at the end
+
+    client.post("/sync/pause", json={"syncs": ["contacts"], **KEY})
+    [paused] = client.get("/sync/status", params={"syncs": "contacts", **KEY}).json()["syncs"]
+    assert paused["status"] == "PAUSED" and paused["nextScheduledSyncAt"] is None
+
+    acme.fail_next(500, times=50)
+    assert not harness.run("acme", "leads", "conn-1").success
+    [failed] = client.get("/sync/status/", params={"syncs": "leads::base", **KEY}).json()["syncs"]
+    assert failed["status"] == "ERROR" and failed["finishedAt"] is not None
+
+    everything = client.get("/sync/status", params={"syncs": "*", "provider_config_key": "acme"}).json()["syncs"]
+    assert len(everything) == 6
+    assert_error(client.get("/sync/status", params=KEY), 400, "invalid_query_params")
+    assert_error(client.get("/sync/status", params={"syncs": "nope", **KEY}), 404, "unknown_sync")
+
+
+def test_frequency(client, connected, store):
+    body = {"sync_name": "contacts", **KEY, "frequency": "every 5 minutes"}
+    assert client.put("/sync/update-connection-frequency", json=body).json() == {"frequency": "every 5 minutes"}
+    assert row(store).frequency_seconds == 300
+    assert client.put("/sync/update-connection-frequency", json={**body, "frequency": "1h"}).json() == {"frequency": "every hour"}
+    [status] = client.get("/sync/status", params={"syncs": "contacts", **KEY}).json()["syncs"]
+    assert status["frequency"] == "every hour"
+    assert client.put("/sync/update-connection-frequency", json={**body, "sync_name": "leads", "frequency": None}).json() == {
+        "frequency": "every 5 minutes"
+    }
+    assert row(store, "leads").frequency_seconds is None
+    for bad in ("every 5 seconds", "sometimes", 12):
+        assert_error(client.put("/sync/update-connection-frequency", json={**body, "frequency": bad}), 400, "invalid_body")
+    assert_error(client.put("/sync/update-connection-frequency", json={**body, "sync_name": "nope"}), 404, "unknown_sync")
+    assert_error(client.put("/sync/update-connection-frequency", json={**body, "sync_variant": "v1"}), 404, "not_found")
+    assert row(store).frequency_seconds == 3600
+
+
+def test_variants_up_to_the_cap(client, connected, instance, store):
+    for n in range(1, 100):  # the base variant counts: 99 more reach 100
+        response = client.post(f"/sync/directory/variant/v{n}", json=KEY)
+        assert response.status_code == 200, response.text
+    assert response.json() == {"id": "acme__directory/conn-1::v99", "name": "directory", "variant": "v99"}
+    assert len(store.partitions.list("acme", "directory", "conn-1")) == 100
+    assert_error(client.post("/sync/directory/variant/v100", json=KEY), 400, "resource_capped")
+    # The cap is per connection and sync.
+    assert client.post("/sync/directory/variant/v100", json={**KEY, "connection_id": "conn-2"}).status_code == 200
+    assert client.post("/sync/contacts/variant/v100", json=KEY).status_code == 200
+    assert len(instance.get_dynamic_partitions("acme__directory")) == 102
+    assert not instance.has_dynamic_partition("acme__directory", "conn-1::v100")
+
+
+def test_variant_errors_and_delete(client, acme, connected, harness, instance, store):
+    assert client.post("/sync/directory/variant/inbox", json=KEY).status_code == 200
+    before = store.partitions.list("acme")
+    assert_error(client.post("/sync/directory/variant/inbox", json=KEY), 400, "sync_variant_already_exists")
+    for bad in ("base", "BASE", "Base", "has.dot", "x" * 256):
+        error = assert_error(client.post(f"/sync/directory/variant/{bad}", json=KEY), 400, "invalid_variant")
+        assert error["errors"][0]["path"] == ["variant"]
+    assert_error(client.post("/sync/nope/variant/v1", json=KEY), 400, "unknown_sync")
+    assert_error(client.post("/sync/directory/variant/v1", json={**KEY, "connection_id": "nobody"}), 404, "unknown_connection")
+    assert_error(client.post("/sync/directory/variant/v1", json={"connection_id": "conn-1"}), 400, "invalid_body")
+    assert store.partitions.list("acme") == before
+
+    acme.put("c1", "Ann")
+    assert harness.run("acme", "directory", "conn-1", "inbox").success
+    assert store.records.count_live(StreamKey("acme", "conn-1", "AcmeEmail", "inbox")) == 1
+    assert_error(client.request("DELETE", "/sync/directory/variant/other", json=KEY), 404, "not_found")
+    assert_error(client.request("DELETE", "/sync/directory/variant/base", json=KEY), 400, "invalid_variant")
+    response = client.request("DELETE", "/sync/directory/variant/inbox/", json=KEY)
+    assert response.json() == {"success": True}
+    assert not instance.has_dynamic_partition("acme__directory", "conn-1::inbox")
+    assert row(store, "directory", "conn-1::inbox") is None
+    assert store.records.count_live(StreamKey("acme", "conn-1", "AcmeEmail", "inbox")) == 0
