@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from sync_pipeline.sdk import CursorPagination, Integration, Registry, SyncContext
+from sync_pipeline.sdk import (
+    CursorPagination,
+    Integration,
+    Registry,
+    SyncContext,
+    UnknownWebhookConnection,
+    WebhookContext,
+    WebhookRejected,
+)
 
 acme = Integration("acme", base_url="https://api.acme.invalid")
 
@@ -65,3 +73,24 @@ def directory(ctx: SyncContext) -> None:
 
 
 registry = Registry.of(acme)
+
+
+WEBHOOK_SECRET = "acme-webhook-secret"
+
+
+@acme.webhook
+def on_webhook(ctx: WebhookContext) -> None:
+    """`{"connection_id", "action": "upsert"|"delete", "contact": {...}}`, authenticated by `X-Acme-Secret`."""
+    if ctx.headers.get("x-acme-secret") != WEBHOOK_SECRET:
+        raise WebhookRejected("X-Acme-Secret is missing or wrong", status=401)
+    event = ctx.json()
+    if not isinstance(event, dict) or not isinstance(event.get("contact"), dict):
+        raise WebhookRejected("an acme event needs a `contact` object", status=400)
+    connection = next((c for c in ctx.connections() if c.connection_id == event.get("connection_id")), None)
+    if connection is None:
+        raise UnknownWebhookConnection(f"no acme connection {event.get('connection_id')!r}")
+    ctx.use_connection(connection)
+    if event.get("action") == "delete":
+        ctx.batch_delete([event["contact"]], AcmeContact)
+    else:
+        ctx.batch_save([event["contact"]], AcmeContact)
