@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, exists, insert, select, update
 
 from sync_pipeline.store import bulk
 from sync_pipeline.store.database import to_iso
@@ -105,7 +105,7 @@ class RecordsCache:
             found = conn.execute(select(streams.c.id).where(condition)).scalar()
             if found is None and create:
                 found = conn.execute(
-                    insert(streams).values(**key.__dict__, last_seq=0).returning(streams.c.id)
+                    insert(streams).values(**key.__dict__, last_seq=0, live_count=0).returning(streams.c.id)
                 ).scalar_one()
         if found is not None:
             self._stream_ids[key] = found
@@ -156,7 +156,7 @@ class RecordsCache:
                 rows.append((sid, record.id, seq, record.payload, record.hash, stamp, stamp, action))
             if rows:
                 bulk.upsert_records(conn, rows)
-                _release_stream(conn, sid, seq)
+                _release_stream(conn, sid, seq, live_delta=counts.added)
             if generation is not None:
                 bulk.mark_seen(conn, sid, generation, unchanged)
         return counts
@@ -243,8 +243,10 @@ class RecordsCache:
         if sid is None:
             return
         with self.engine.begin() as conn:
+            _lock_stream(conn, sid)
             conn.execute(delete(records).where(records.c.stream_id == sid))
             conn.execute(delete(seen).where(seen.c.stream_id == sid))
+            conn.execute(update(streams).where(streams.c.id == sid).values(live_count=0))
 
     def drop_streams(self, integration: str, connection_id: str, variant: str | None = None) -> None:
         """Remove the streams (and records) of a connection, or of one of its variants."""
@@ -299,13 +301,12 @@ class RecordsCache:
             return [StoredRecord(*row) for row in conn.execute(statement)]
 
     def count_live(self, key: StreamKey) -> int:
+        """Records not deleted: a counter kept with every write, so no scan of the stream."""
         sid = self.stream_id(key, create=False)
         if sid is None:
             return 0
         with self.engine.connect() as conn:
-            return conn.execute(
-                select(func.count()).where(records.c.stream_id == sid, records.c.deleted_at.is_(None))
-            ).scalar_one()
+            return conn.execute(select(streams.c.live_count).where(streams.c.id == sid)).scalar_one()
 
     def iter_live_payloads(self, key: StreamKey, chunk: int = 10_000) -> Iterator[list[dict[str, Any]]]:
         """Current (non-deleted, non-pruned) records in id order, `chunk` at a time."""
@@ -362,8 +363,13 @@ def _lock_stream(conn: Connection, sid: int) -> int:
     ).scalar_one()
 
 
-def _release_stream(conn: Connection, sid: int, seq: int) -> None:
-    conn.execute(update(streams).where(streams.c.id == sid).values(last_seq=seq))
+def _release_stream(conn: Connection, sid: int, seq: int, live_delta: int) -> None:
+    """Store the stream's new last sequence number and adjust its count of live records."""
+    conn.execute(
+        update(streams)
+        .where(streams.c.id == sid)
+        .values(last_seq=seq, live_count=streams.c.live_count + live_delta)
+    )
 
 
 def _mark_deleted(conn: Connection, sid: int, ids: Sequence[str], seq: int, stamp: str) -> int:
@@ -376,5 +382,5 @@ def _mark_deleted(conn: Connection, sid: int, ids: Sequence[str], seq: int, stam
         [{"rid": record_id, "new_seq": seq + n} for n, record_id in enumerate(ids, start=1)],
     )
     seq += len(ids)
-    _release_stream(conn, sid, seq)
+    _release_stream(conn, sid, seq, live_delta=-len(ids))
     return seq

@@ -67,6 +67,7 @@ streams = Table(
     Column("model", String(255), nullable=False),
     Column("variant", String(255), nullable=False),
     Column("last_seq", BigInteger, nullable=False, default=0),
+    Column("live_count", BigInteger, nullable=False, default=0),  # records not deleted, kept by each write
     UniqueConstraint("integration", "connection_id", "model", "variant", name="uq_sp_streams"),
 )
 

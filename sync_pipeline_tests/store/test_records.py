@@ -181,3 +181,17 @@ def test_cursor_round_trip_and_malformed_cursors():
     for bad in ["", "abc", "!!!", encode_cursor(1)[:-2] + "zz", "c3AxOi0x"]:
         with pytest.raises(MalformedCursor):
             decode_cursor(bad)
+
+
+def test_the_live_count_follows_adds_deletes_returns_and_clears(store):
+    started = utcnow()
+    store.records.save(KEY, [prepared(str(n)) for n in range(10)], started - timedelta(minutes=1))
+    store.records.delete(KEY, ["1", "2"], utcnow())
+    store.records.save(KEY, [prepared("1"), prepared("3", v=2)], utcnow())  # one back, one changed
+    store.records.save(KEY, [prepared(str(n)) for n in range(4, 8)], utcnow(), generation="g")
+    store.records.delete_unseen(KEY, "g", started, utcnow())  # 0, 8 and 9 were not seen
+
+    assert store.records.count_live(KEY) == len({r.record_id for r in changes(store) if r.deleted_at is None}) == 6
+
+    store.records.clear(KEY)
+    assert store.records.count_live(KEY) == 0
