@@ -139,13 +139,14 @@ def test_app_from_env_refuses_without_secret_key(monkeypatch):
         app_from_env()
 
 
-def test_app_from_env(monkeypatch, instance, database_url):
+def test_app_from_env(monkeypatch, instance, database_url, tmp_path):
     from starlette.applications import Starlette
 
     from sync_pipeline.api import app_from_env
 
     monkeypatch.setenv("SYNC_PIPELINE_SECRET_KEY", "k")
     monkeypatch.setenv("SYNC_PIPELINE_DATABASE_URL", database_url)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     app = app_from_env()
     assert isinstance(app, Starlette)
     assert set(app.state.services.registry.integrations) >= {"slack", "salesforce", "github"}
