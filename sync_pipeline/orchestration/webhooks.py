@@ -23,6 +23,7 @@ from dagster import (
 )
 from dagster._core.event_api import RunStatusChangeRecordsFilter
 from dagster._core.storage.event_log.base import EventLogRecord
+from sqlalchemy import select
 
 from sync_pipeline.keys import InvalidPartitionKey, parse_partition_key
 from sync_pipeline.orchestration.assets import MODE_TAG
@@ -31,7 +32,8 @@ from sync_pipeline.orchestration.scheduling import PARTITION_RUN_TAG
 from sync_pipeline.orchestration.state import asset_key, read_partition_state
 from sync_pipeline.sdk.declaration import Registry, SyncDefinition
 from sync_pipeline.settings import WebhookSettings
-from sync_pipeline.store import PartitionRow, Store, from_iso, utcnow
+from sync_pipeline.store import PartitionRow, Store, from_iso
+from sync_pipeline.store.schema import connections
 from sync_pipeline.webhooks.delivery import DeliveryLog, deliver_due
 from sync_pipeline.webhooks.payloads import INITIAL, INCREMENTAL, SyncSubject, failure_body, success_body
 
@@ -98,7 +100,8 @@ class _Collector:
         }
         self.syncs_by_job = {sync.qualified_name: sync for sync in registry.syncs()}
         self._rows: dict[str, dict[tuple[str, str], PartitionRow]] = {}
-        self._urls: dict[tuple[str, str], str | None] = {}
+        self._overrides: dict[str, dict[str, str]] = {}
+        self._pending: list[tuple[str, str, str]] = []
         self.enqueued = 0
 
     def collect(self, cursor: int) -> int:
@@ -109,6 +112,7 @@ class _Collector:
         for record in failures:
             if record.storage_id <= new_cursor:
                 self._failure(record)
+        self.enqueued = self.log.enqueue_many(self._pending)
         return new_cursor
 
     def _read(self, cursor: int) -> tuple[list[EventLogRecord], list[EventLogRecord], int]:
@@ -119,21 +123,19 @@ class _Collector:
             )
             for key in self.syncs_by_key
         ]
-        if self.syncs_by_job:
-            batches.append(
-                self.instance.fetch_run_status_changes(
-                    RunStatusChangeRecordsFilter(
-                        DagsterEventType.RUN_FAILURE, after_storage_id=cursor, job_names=list(self.syncs_by_job)
-                    ),
-                    limit=PAGE,
-                    ascending=True,
-                )
+        # Every job's failures: OSS PostgreSQL storage refuses a job_names filter (SQLite ignores it); _failure filters.
+        batches.append(
+            self.instance.fetch_run_status_changes(
+                RunStatusChangeRecordsFilter(DagsterEventType.RUN_FAILURE, after_storage_id=cursor),
+                limit=PAGE,
+                ascending=True,
             )
+        )
         ends = [batch.records[-1].storage_id for batch in batches if batch.has_more and batch.records]
         seen = [record.storage_id for batch in batches for record in batch.records]
         new_cursor = min(ends) if ends else max(seen, default=cursor)
         records = [record for batch in batches[: len(self.syncs_by_key)] for record in batch.records]
-        failures = list(batches[-1].records) if self.syncs_by_job else []
+        failures = list(batches[-1].records)
         return records, failures, new_cursor
 
     def _materialization(self, record: EventLogRecord) -> None:
@@ -219,17 +221,23 @@ class _Collector:
         return self._rows[integration].get((sync.name, partition))
 
     def _url(self, subject: SyncSubject) -> str | None:
-        key = (subject.integration, subject.connection_id)
-        if key not in self._urls:
-            connection = self.store.connections.get(*key)
-            override = connection.webhook_url_override if connection is not None else None
-            self._urls[key] = override or self.settings.url
-        return self._urls[key]
+        if subject.integration not in self._overrides:
+            self._overrides[subject.integration] = url_overrides(self.store, subject.integration)
+        return self._overrides[subject.integration].get(subject.connection_id) or self.settings.url
 
     def _enqueue(self, delivery_id: str, subject: SyncSubject, body: str) -> None:
         url = self._url(subject)
-        if url and self.log.enqueue(delivery_id, url, body):
-            self.enqueued += 1
+        if url:
+            self._pending.append((delivery_id, url, body))
+
+
+def url_overrides(store: Store, integration: str) -> dict[str, str]:
+    """Each connection's `webhook_url_override`, in one query: no credentials read or decrypted."""
+    statement = select(connections.c.connection_id, connections.c.webhook_url_override).where(
+        connections.c.integration == integration, connections.c.webhook_url_override.is_not(None)
+    )
+    with store.engine.connect() as conn:
+        return {row.connection_id: row.webhook_url_override for row in conn.execute(statement)}
 
 
 def _iso(timestamp: float) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 
 from sync_pipeline.store import to_iso, utcnow
 from sync_pipeline.store.database import dialect_insert
@@ -25,6 +25,7 @@ TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 WORKERS = 16
 RETRYABLE_STATUSES = {408, 429}
 ERROR_TEXT_LIMIT = 500
+INSERT_CHUNK = 500
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,23 @@ class DeliveryLog:
             )
             return conn.execute(statement.on_conflict_do_nothing()).rowcount == 1
 
+    def enqueue_many(self, items: list[tuple[str, str, str]], now: datetime | None = None) -> int:
+        """`enqueue` for many (delivery_id, url, body) in one statement; returns how many were new."""
+        if not items:
+            return 0
+        stamp = to_iso(now or utcnow())
+        rows = [
+            {"delivery_id": delivery_id, "url": url, "body": body, "status": PENDING, "attempts": 0,
+             "next_attempt_at": stamp, "created_at": stamp, "updated_at": stamp}
+            for delivery_id, url, body in items
+        ]  # fmt: skip
+        added = 0
+        with self.engine.begin() as conn:
+            for start in range(0, len(rows), INSERT_CHUNK):  # SQLite caps the bound parameters of one statement
+                statement = dialect_insert(conn, deliveries).values(rows[start : start + INSERT_CHUNK])
+                added += conn.execute(statement.on_conflict_do_nothing()).rowcount
+        return added
+
     def due(self, now: datetime, limit: int = 1000) -> list[Delivery]:
         """Pending deliveries whose next attempt has come, the oldest first."""
         statement = (
@@ -89,25 +107,29 @@ class DeliveryLog:
         with self.engine.begin() as conn:
             attempts = conn.execute(
                 select(deliveries.c.attempts).where(deliveries.c.delivery_id == delivery_id)
-            ).scalar_one() + 1
-            if attempt.delivered:
-                status, next_at = DELIVERED, now
-            elif attempt.retryable and attempts < max_attempts:
-                status, next_at = PENDING, now + backoff(attempts)
-            else:
-                status, next_at = FAILED, now
-            conn.execute(
+            ).scalar_one()
+            values = _after_attempt(attempts + 1, attempt, now, max_attempts)
+            conn.execute(update(deliveries).where(deliveries.c.delivery_id == delivery_id).values(**values))
+        return values["status"]
+
+    def record_attempts(
+        self, outcomes: list[tuple[Delivery, Attempt]], now: datetime, *, max_attempts: int = MAX_ATTEMPTS
+    ) -> list[str]:
+        """`record_attempt` for many deliveries read by `due` in this tick (their attempt counts), in one statement."""
+        rows = [
+            {"key": delivery.delivery_id, **_after_attempt(delivery.attempts + 1, attempt, now, max_attempts)}
+            for delivery, attempt in outcomes
+        ]
+        if rows:
+            # Bound names must differ from the column names an UPDATE's SET clause binds itself.
+            statement = (
                 update(deliveries)
-                .where(deliveries.c.delivery_id == delivery_id)
-                .values(
-                    status=status,
-                    attempts=attempts,
-                    next_attempt_at=to_iso(next_at),
-                    last_error=attempt.error,
-                    updated_at=to_iso(now),
-                )
+                .where(deliveries.c.delivery_id == bindparam("key"))
+                .values({name: bindparam("new_" + name) for name in rows[0] if name != "key"})
             )
-        return status
+            with self.engine.begin() as conn:
+                conn.execute(statement, [{"key": r["key"], **{"new_" + k: v for k, v in r.items() if k != "key"}} for r in rows])
+        return [row["status"] for row in rows]
 
     def get(self, delivery_id: str) -> Delivery | None:
         with self.engine.connect() as conn:
@@ -121,6 +143,22 @@ class DeliveryLog:
             statement = statement.where(deliveries.c.status == status)
         with self.engine.connect() as conn:
             return [Delivery(**row._mapping) for row in conn.execute(statement.limit(limit))]
+
+
+def _after_attempt(attempts: int, attempt: Attempt, now: datetime, max_attempts: int) -> dict:
+    if attempt.delivered:
+        status, next_at = DELIVERED, now
+    elif attempt.retryable and attempts < max_attempts:
+        status, next_at = PENDING, now + backoff(attempts)
+    else:
+        status, next_at = FAILED, now
+    return {
+        "status": status,
+        "attempts": attempts,
+        "next_attempt_at": to_iso(next_at),
+        "last_error": attempt.error,
+        "updated_at": to_iso(now),
+    }
 
 
 def backoff(attempts: int) -> timedelta:
@@ -165,21 +203,29 @@ def deliver_due(
         return counts
     deadline = time.monotonic() + budget_seconds
 
-    def attempt(delivery: Delivery) -> str | None:
+    def attempt(delivery: Delivery) -> tuple[Delivery, Attempt] | None:
         if time.monotonic() > deadline:
-            return None
+            return None  # left due for the next call
         outcome = post(client, delivery, signing_key)
         if not outcome.delivered:
-            log.warning("webhook delivery %s to %s failed: %s", delivery.delivery_id, delivery.url, outcome.error)
-        # The delivery's due time is kept relative to when it was attempted, not to the tick's start.
-        return log_.record_attempt(delivery.delivery_id, outcome, max(now, utcnow()))
+            log.warning("webhook delivery %s to %s failed: %s", delivery.delivery_id, _host(delivery.url), outcome.error)
+        return delivery, outcome
 
     with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(due))) as pool:
-            for status in pool.map(attempt, due):
-                if status is not None:
-                    counts[status] += 1
+            outcomes = [outcome for outcome in pool.map(attempt, due) if outcome is not None]
+    # Backoff counts from when the attempts ended, not from the tick's start (or a later `now` given by a test).
+    for status in log_.record_attempts(outcomes, max(now, utcnow())):
+        counts[status] += 1
     return counts
+
+
+def _host(url: str) -> str:
+    """Where a delivery went, for logs: a webhook URL may carry a token in its path or query."""
+    try:
+        return httpx.URL(url).host or "?"
+    except httpx.InvalidURL:
+        return "?"
 
 
 def deliveries_table(rows: list[Delivery]) -> str:
