@@ -338,3 +338,22 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_events_beyond_one_page_are_sent_at_the_next_tick_none_skipped(app, sensor, acme, webhook_receiver, monkeypatch):
+    import sync_pipeline.orchestration.webhooks as webhooks
+
+    monkeypatch.setattr(webhooks, "PAGE", 2)
+    acme.put("c1", "Ada")
+    for n in range(5):
+        acme.put("c1", f"Ada{n}")
+        app.run("acme", "contacts", "conn-1")  # one change per run: 5 materializations
+
+    sensor.tick()
+    assert len(webhook_receiver.received()) == 2
+    sensor.tick()
+    sensor.tick()
+    sensor.tick()
+
+    ids = [headers["x-sync-pipeline-delivery-id"] for headers, _ in webhook_receiver.received()]
+    assert len(ids) == 5 == len(set(ids))
