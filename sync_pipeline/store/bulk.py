@@ -45,6 +45,41 @@ def stored_state(conn: Connection, sid: int, ids: Sequence[str]) -> dict[str, tu
     return found
 
 
+STORED_COLUMNS = "record_id, seq, payload, first_seen_at, last_modified_at, last_action, deleted_at, pruned_at"
+
+
+def changes(
+    conn: Connection,
+    sid: int,
+    after_seq: int,
+    limit: int,
+    actions: Sequence[str],
+    modified_after: str | None,
+    ids: Sequence[str],
+) -> list[tuple]:
+    """A page of the stream's changes after `after_seq`, in sequence order (a keyset scan of its index)."""
+    mark = "%s" if _is_postgres(conn) else "?"
+    clauses, params = [f"stream_id = {mark}", f"seq > {mark}"], [sid, after_seq]
+    if actions:
+        clauses.append(f"last_action IN ({','.join([mark] * len(actions))})")
+        params += actions
+    if modified_after:
+        clauses.append(f"last_modified_at >= {mark}")
+        params.append(modified_after)
+    if ids:
+        clauses.append(f"record_id IN ({','.join([mark] * len(ids))})")
+        params += ids
+    statement = (
+        f"SELECT {STORED_COLUMNS} FROM sp_records WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT {int(limit)}"
+    )
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(statement, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
 def upsert_records(conn: Connection, rows: Sequence[RecordRow]) -> None:
     _execute_many(conn, _UPSERT, rows, width=8)
 

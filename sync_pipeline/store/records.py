@@ -289,16 +289,11 @@ class RecordsCache:
         sid = self.stream_id(key, create=False)
         if sid is None:
             return []
-        conditions = [records.c.stream_id == sid, records.c.seq > query.after_seq]
-        if query.actions:
-            conditions.append(records.c.last_action.in_(list(query.actions)))
-        if query.modified_after:
-            conditions.append(records.c.last_modified_at >= query.modified_after)
-        if query.ids:
-            conditions.append(records.c.record_id.in_(list(query.ids)))
-        statement = select(*_STORED_COLUMNS).where(*conditions).order_by(records.c.seq).limit(query.limit)
         with self.engine.connect() as conn:
-            return [StoredRecord(*row) for row in conn.execute(statement)]
+            rows = bulk.changes(
+                conn, sid, query.after_seq, query.limit, query.actions, query.modified_after, query.ids
+            )
+        return list(map(StoredRecord._make, rows))
 
     def count_live(self, key: StreamKey) -> int:
         """Records not deleted: a counter kept with every write, so no scan of the stream."""
@@ -344,16 +339,6 @@ class PrepareFn:  # pragma: no cover - typing aid only
     def __call__(self, records: Sequence[dict[str, Any]]) -> list[PreparedRecord]: ...
 
 
-_STORED_COLUMNS = (
-    records.c.record_id,
-    records.c.seq,
-    records.c.payload,
-    records.c.first_seen_at,
-    records.c.last_modified_at,
-    records.c.last_action,
-    records.c.deleted_at,
-    records.c.pruned_at,
-)
 
 
 def _lock_stream(conn: Connection, sid: int) -> int:
