@@ -78,7 +78,8 @@ def evaluate_schedule(instance: DagsterInstance, store: Store, registry: Registr
             continue
         requests.append(run_request(sync, row))
         frequency = row.frequency_seconds or sync.frequency_seconds
-        store.partitions.mark_requested(row.integration, row.sync_name, row.partition_key, now + timedelta(seconds=frequency))
+        next_due = now + timedelta(seconds=frequency)
+        store.partitions.mark_requested(row.integration, row.sync_name, row.partition_key, next_due)
     return Tick(requests, added, removed, skipped)
 
 

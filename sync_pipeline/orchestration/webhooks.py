@@ -57,7 +57,7 @@ def build_webhook_sensor(registry: Registry):
         name=SENSOR_NAME,
         minimum_interval_seconds=5,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Sends a webhook to the app for each model of each finished or failed sync run, and retries deliveries.",
+        description="Sends the app a webhook per model of each finished or failed sync run; retries deliveries.",
     )
     def sync_pipeline_webhooks(context: SensorEvaluationContext, sync_pipeline: SyncPipelineResource) -> SensorResult:
         cursor = int(context.cursor) if context.cursor else 0
@@ -96,7 +96,9 @@ class _Collector:
     ) -> None:
         self.instance, self.store, self.settings, self.log = instance, store, settings, log
         self.syncs_by_key: dict[AssetKey, tuple[SyncDefinition, str]] = {
-            asset_key(sync.integration.name, model): (sync, model) for sync in registry.syncs() for model in sync.model_names
+            asset_key(sync.integration.name, model): (sync, model)
+            for sync in registry.syncs()
+            for model in sync.model_names
         }
         self.syncs_by_job = {sync.qualified_name: sync for sync in registry.syncs()}
         self._rows: dict[str, dict[tuple[str, str], PartitionRow]] = {}
@@ -175,8 +177,9 @@ class _Collector:
             subject = self._subject(sync, model, partition, record.timestamp)
             if subject is None:
                 return
+            failed_at = _iso(record.timestamp)
             body = failure_body(
-                subject, sync_type=sync_type, description=description, started_at=started_at, failed_at=_iso(record.timestamp)
+                subject, sync_type=sync_type, description=description, started_at=started_at, failed_at=failed_at
             )
             self._enqueue(_bounded_id(f"f-{run_id}-{model}"), subject, body)
 
@@ -217,7 +220,8 @@ class _Collector:
     def _row(self, sync: SyncDefinition, partition: str) -> PartitionRow | None:
         integration = sync.integration.name
         if integration not in self._rows:
-            self._rows[integration] = {(r.sync_name, r.partition_key): r for r in self.store.partitions.list(integration)}
+            rows = self.store.partitions.list(integration)
+            self._rows[integration] = {(row.sync_name, row.partition_key): row for row in rows}
         return self._rows[integration].get((sync.name, partition))
 
     def _url(self, subject: SyncSubject) -> str | None:

@@ -103,7 +103,7 @@ class DeliveryLog:
     def record_attempt(
         self, delivery_id: str, attempt: Attempt, now: datetime, *, max_attempts: int = MAX_ATTEMPTS
     ) -> str:
-        """Count an attempt; returns the new status (a retryable error stays pending, with backoff, until the last attempt)."""
+        """Count an attempt; returns the new status (retryable errors stay pending, backing off, until the last)."""
         with self.engine.begin() as conn:
             attempts = conn.execute(
                 select(deliveries.c.attempts).where(deliveries.c.delivery_id == delivery_id)
@@ -127,8 +127,9 @@ class DeliveryLog:
                 .where(deliveries.c.delivery_id == bindparam("key"))
                 .values({name: bindparam("new_" + name) for name in rows[0] if name != "key"})
             )
+            bound = [{("new_" + k if k != "key" else k): v for k, v in row.items()} for row in rows]
             with self.engine.begin() as conn:
-                conn.execute(statement, [{"key": r["key"], **{"new_" + k: v for k, v in r.items() if k != "key"}} for r in rows])
+                conn.execute(statement, bound)
         return [row["status"] for row in rows]
 
     def get(self, delivery_id: str) -> Delivery | None:
@@ -208,7 +209,9 @@ def deliver_due(
             return None  # left due for the next call
         outcome = post(client, delivery, signing_key)
         if not outcome.delivered:
-            log.warning("webhook delivery %s to %s failed: %s", delivery.delivery_id, _host(delivery.url), outcome.error)
+            log.warning(
+                "webhook delivery %s to %s failed: %s", delivery.delivery_id, _host(delivery.url), outcome.error
+            )
         return delivery, outcome
 
     with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
@@ -234,7 +237,15 @@ def deliveries_table(rows: list[Delivery]) -> str:
         return "no deliveries"
     header = ("DELIVERY ID", "STATUS", "ATTEMPTS", "NEXT ATTEMPT", "CREATED", "URL", "LAST ERROR")
     lines = [
-        (r.delivery_id, r.status, str(r.attempts), r.next_attempt_at if r.status == PENDING else "-", r.created_at, r.url, r.last_error or "")
+        (
+            r.delivery_id,
+            r.status,
+            str(r.attempts),
+            r.next_attempt_at if r.status == PENDING else "-",
+            r.created_at,
+            r.url,
+            r.last_error or "",
+        )
         for r in rows
     ]
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header) - 1)]
