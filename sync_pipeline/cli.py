@@ -29,6 +29,9 @@ def serve(host: str, port: int) -> None:
     """Serve the HTTP API (needs SYNC_PIPELINE_SECRET_KEY and the Dagster home of the daemon)."""
     import uvicorn
 
+    os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+
     from sync_pipeline.api import app_from_env
 
     uvicorn.run(app_from_env(), host=host, port=port, log_level="info")

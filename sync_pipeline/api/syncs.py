@@ -172,8 +172,11 @@ def update_frequency(call: Call) -> dict[str, Any]:
         connection_id=body.connection_id,
     )
     [(sync, row)] = select_partitions(call.services, selection)
-    call.services.store.partitions.set_frequency(row.integration, sync.name, row.partition_key, seconds)
-    return {"frequency": describe_frequency(seconds or sync.frequency_seconds)}
+    effective = seconds or sync.frequency_seconds
+    call.services.store.partitions.set_frequency(
+        row.integration, sync.name, row.partition_key, seconds, effective_seconds=effective, now=utcnow()
+    )
+    return {"frequency": describe_frequency(effective)}
 
 
 @endpoint

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, and_, delete, or_, select, update
 
 from sync_pipeline.keys import make_partition_key
-from sync_pipeline.store.database import to_iso
-from sync_pipeline.store.records import _dialect_insert
+from sync_pipeline.store.database import dialect_insert, to_iso
 from sync_pipeline.store.schema import partitions
 
 
@@ -44,7 +43,7 @@ class PartitionStore:
     ) -> None:
         """Record a partition's creation (idempotent); `due_now` schedules its first run at once."""
         with self.engine.begin() as conn:
-            statement = _dialect_insert(conn, partitions).values(
+            statement = dialect_insert(conn, partitions).values(
                 integration=integration,
                 sync_name=sync_name,
                 partition_key=make_partition_key(connection_id, variant),
@@ -93,11 +92,17 @@ class PartitionStore:
                 values["next_due_at"] = to_iso(now)
             conn.execute(update(partitions).where(_identity(integration, sync_name, key)).values(**values))
 
-    def set_frequency(self, integration: str, sync_name: str, key: str, seconds: int | None) -> None:
+    def set_frequency(
+        self, integration: str, sync_name: str, key: str, seconds: int | None, *, effective_seconds: int, now: datetime
+    ) -> None:
+        """Override (or, with None, restore) the frequency; a shorter one brings the next run forward."""
+        soonest = to_iso(now + timedelta(seconds=effective_seconds))
         with self.engine.begin() as conn:
-            conn.execute(
-                update(partitions).where(_identity(integration, sync_name, key)).values(frequency_seconds=seconds)
-            )
+            row = conn.execute(select(partitions.c.next_due_at).where(_identity(integration, sync_name, key))).first()
+            values: dict = {"frequency_seconds": seconds}
+            if row is not None and row.next_due_at is not None and row.next_due_at > soonest:
+                values["next_due_at"] = soonest
+            conn.execute(update(partitions).where(_identity(integration, sync_name, key)).values(**values))
 
     def trigger(self, integration: str, sync_name: str, key: str, mode: str, now: datetime) -> None:
         """Ask for a run at the next scheduler tick; a stronger pending mode (a reset) is kept."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
-from sync_pipeline.store import StreamKey
+from sync_pipeline.store import StreamKey, from_iso, to_iso, utcnow
+from sync_pipeline.store.schema import partitions
 from sync_pipeline_tests.api.conftest import assert_error, import_acme
 
 KEY = {"provider_config_key": "acme", "connection_id": "conn-1"}
@@ -166,3 +169,16 @@ def test_variant_errors_and_delete(client, acme, connected, harness, instance, s
     assert not instance.has_dynamic_partition("acme__directory", "conn-1::inbox")
     assert row(store, "directory", "conn-1::inbox") is None
     assert store.records.count_live(StreamKey("acme", "conn-1", "AcmeEmail", "inbox")) == 0
+
+
+def test_a_shorter_frequency_brings_the_next_run_forward(client, connected, store):
+    with store.engine.begin() as conn:  # the last run scheduled the next one a day away
+        conn.execute(
+            partitions.update()
+            .where(partitions.c.sync_name == "contacts")
+            .values(next_due_at=to_iso(utcnow() + timedelta(days=1)))
+        )
+
+    client.put("/sync/update-connection-frequency", json={"sync_name": "contacts", **KEY, "frequency": "every 5 minutes"})
+
+    assert from_iso(row(store).next_due_at) - utcnow() <= timedelta(minutes=5)
