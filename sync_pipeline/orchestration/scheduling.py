@@ -79,7 +79,7 @@ def evaluate_schedule(instance: DagsterInstance, store: Store, registry: Registr
         requests.append(run_request(sync, row))
         frequency = row.frequency_seconds or sync.frequency_seconds
         next_due = now + timedelta(seconds=frequency)
-        store.partitions.mark_requested(row.integration, row.sync_name, row.partition_key, next_due)
+        store.partitions.mark_requested(row, next_due)
     return Tick(requests, added, removed, skipped)
 
 

@@ -133,14 +133,20 @@ class PartitionStore:
         with self.engine.connect() as conn:
             return [PartitionRow(**row._mapping) for row in conn.execute(statement)]
 
-    def mark_requested(self, integration: str, sync_name: str, key: str, next_due_at: datetime) -> None:
-        """A run was requested: clear the trigger and schedule the next run."""
+    def mark_requested(self, row: PartitionRow, next_due_at: datetime) -> None:
+        """A run was requested for `row` as read: schedule the next run and clear the trigger it answered.
+
+        A trigger that arrived after `row` was read has a newer `triggered_at` and stays pending.
+        """
+        identity = _identity(row.integration, row.sync_name, row.partition_key)
         with self.engine.begin() as conn:
-            conn.execute(
-                update(partitions)
-                .where(_identity(integration, sync_name, key))
-                .values(trigger_mode=None, triggered_at=None, next_due_at=to_iso(next_due_at))
-            )
+            conn.execute(update(partitions).where(identity).values(next_due_at=to_iso(next_due_at)))
+            if row.triggered_at is not None:
+                conn.execute(
+                    update(partitions)
+                    .where(identity, partitions.c.triggered_at == row.triggered_at)
+                    .values(trigger_mode=None, triggered_at=None)
+                )
 
 
 # A pending trigger is replaced only by one that forgets at least as much.

@@ -1,0 +1,44 @@
+"""Schedule state of partitions: what is due, and triggers that must not be lost."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sync_pipeline.store import utcnow
+
+KEY = "conn-1::base"
+
+
+def test_a_trigger_arriving_while_a_run_is_requested_stays_pending(store):
+    now = utcnow()
+    store.partitions.ensure("acme", "contacts", "conn-1", "base", now, due_now=False)
+    store.partitions.trigger("acme", "contacts", KEY, "incremental", now)
+    [seen] = store.partitions.due(now)
+
+    store.partitions.trigger("acme", "contacts", KEY, "full_refresh", now + timedelta(seconds=1))
+    store.partitions.mark_requested(seen, now + timedelta(hours=1))
+
+    [still_due] = store.partitions.due(now + timedelta(seconds=2))
+    assert still_due.trigger_mode == "full_refresh"
+
+
+def test_a_requested_run_clears_its_trigger_and_schedules_the_next(store):
+    now = utcnow()
+    store.partitions.ensure("acme", "contacts", "conn-1", "base", now, due_now=True)
+    store.partitions.trigger("acme", "contacts", KEY, "incremental", now)
+    [seen] = store.partitions.due(now)
+
+    store.partitions.mark_requested(seen, now + timedelta(hours=1))
+
+    assert store.partitions.due(now + timedelta(minutes=59)) == []
+    assert [row.partition_key for row in store.partitions.due(now + timedelta(hours=1))] == [KEY]
+
+
+def test_paused_partitions_are_not_due_but_a_trigger_still_is(store):
+    now = utcnow()
+    store.partitions.ensure("acme", "contacts", "conn-1", "base", now, due_now=True)
+    store.partitions.set_paused("acme", "contacts", KEY, True, now)
+    assert store.partitions.due(now) == []
+
+    store.partitions.trigger("acme", "contacts", KEY, "full_refresh", now)
+    assert [row.trigger_mode for row in store.partitions.due(now)] == ["full_refresh"]
