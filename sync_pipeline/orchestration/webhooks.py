@@ -41,6 +41,9 @@ SENSOR_NAME = "sync_pipeline_webhooks"
 PAGE = 1000  # events read per asset key and tick; the rest come at the next tick
 DELIVERY_BUDGET_SECONDS = 30.0  # ticks time out after 60 s
 DELIVERY_ID_LIMIT = 64  # the column's width
+# On PostgreSQL concurrent runs can commit events out of storage-id order: an event may appear below a
+# cursor already read past. Each tick re-reads this many ids behind its cursor; enqueueing is idempotent.
+LOOKBACK_IDS = 200
 
 
 @dataclass
@@ -108,6 +111,10 @@ class _Collector:
 
     def collect(self, cursor: int) -> int:
         materializations, failures, new_cursor = self._read(cursor)
+        if cursor:
+            late_materializations, late_failures = self._read_late(cursor)
+            materializations += late_materializations
+            failures += late_failures
         for record in materializations:
             if record.storage_id <= new_cursor:
                 self._materialization(record)
@@ -139,6 +146,23 @@ class _Collector:
         records = [record for batch in batches[: len(self.syncs_by_key)] for record in batch.records]
         failures = list(batches[-1].records)
         return records, failures, new_cursor
+
+    def _read_late(self, cursor: int) -> tuple[list[EventLogRecord], list[EventLogRecord]]:
+        """Events with ids just below `cursor`, in case one committed after a later one was read."""
+        after, before = max(0, cursor - LOOKBACK_IDS), cursor + 1
+        materializations = [
+            record
+            for key in self.syncs_by_key
+            for record in self.instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=key, after_storage_id=after, before_storage_id=before),
+                limit=LOOKBACK_IDS,
+            ).records
+        ]
+        failures = self.instance.fetch_run_status_changes(
+            RunStatusChangeRecordsFilter(DagsterEventType.RUN_FAILURE, after_storage_id=after, before_storage_id=before),
+            limit=LOOKBACK_IDS,
+        ).records
+        return materializations, list(failures)
 
     def _materialization(self, record: EventLogRecord) -> None:
         event = record.asset_event

@@ -10,7 +10,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from dagster import AssetMaterialization, build_sensor_context
+from dagster import AssetKey, AssetMaterialization, build_sensor_context
 
 from sync_pipeline.orchestration.lifecycle import add_partition, remove_partition
 from sync_pipeline.orchestration.webhooks import SENSOR_NAME, run_webhook_tick
@@ -357,3 +357,15 @@ def test_events_beyond_one_page_are_sent_at_the_next_tick_none_skipped(app, sens
 
     ids = [headers["x-sync-pipeline-delivery-id"] for headers, _ in webhook_receiver.received()]
     assert len(ids) == 5 == len(set(ids))
+
+
+def test_an_event_committed_behind_the_cursor_is_still_sent(app, sensor, acme, webhook_receiver, instance):
+    """On PostgreSQL a run's event can commit after an event with a higher id was read: it is not lost."""
+    acme.put("c1", "Ada")
+    app.run("acme", "contacts", "conn-1")
+    [late] = instance.fetch_materializations(AssetKey(["acme", "AcmeContact"]), limit=1).records
+    sensor.cursor = str(late.storage_id + 5)  # as if the tick had read past it before it was visible
+
+    sensor.tick()
+
+    assert [body["responseResults"] for body in received(webhook_receiver)] == [{"added": 1, "deleted": 0, "updated": 0}]
