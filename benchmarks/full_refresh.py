@@ -25,67 +25,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
-PAGE = 1000
-
-
-def record(n: int, version: int) -> dict:
-    """Contact n as of run `version`: ~300 bytes of JSON. 1% change in run 2."""
-    edited = version > 1 and n % 100 == 0
-    return {
-        "id": f"contact-{n:08d}",
-        "first_name": f"First{n % 9973}",
-        "last_name": f"Last{n % 7919}{'-edited' if edited else ''}",
-        "email": f"person{n}@example{n % 97}.com",
-        "company": f"Company {n % 5003} Incorporated",
-        "title": "Senior Vice President of Something Important",
-        "phone": f"+1-555-{n % 1000:03d}-{n % 10000:04d}",
-        "city": f"City number {n % 301}",
-        "country": "United States of America",
-        "score": n % 1000,
-        "updated_at": "2026-02-01T00:00:00Z" if edited else "2026-01-01T00:00:00Z",
-    }
-
-
-def pages(total: int, version: int) -> Iterator[list[dict]]:
-    """Every record of run `version`, a page at a time; in run 2, 0.5% are gone."""
-    batch: list[dict] = []
-    for n in range(total):
-        if version > 1 and n % 200 == 1:
-            continue
-        batch.append(record(n, version))
-        if len(batch) == PAGE:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
+from support import PAGE, BenchContact, database, dlt_available, pages  # a sibling module of this script
 
 # -- the three contenders, each run in a child process ------------------------------------------
 
 
 def run_ours(url: str, total: int, version: int) -> dict:
-    from pydantic import BaseModel
-
     from sync_pipeline.sdk import Integration
     from sync_pipeline.sdk.runner import PartitionState, run_sync
     from sync_pipeline.store import Connection, Store, utcnow
-
-    class BenchContact(BaseModel):
-        id: str
-        first_name: str
-        last_name: str
-        email: str
-        company: str
-        title: str
-        phone: str
-        city: str
-        country: str
-        score: int
-        updated_at: str
 
     bench = Integration("bench", base_url="http://127.0.0.1:9")
 
@@ -167,7 +118,9 @@ def run_dlt(url: str, total: int, version: int, workdir: str) -> dict:
         pipeline.run(contacts(), loader_file_format="parquet")
     else:
         parsed = make_url(url)
-        credentials = f"postgresql://{parsed.username}@{parsed.host}:{parsed.port or 5432}/{parsed.database}"
+        # dlt insists on a password; a trust-auth server ignores it
+        password = parsed.password or "unused"
+        credentials = f"postgresql://{parsed.username}:{password}@{parsed.host}:{parsed.port or 5432}/{parsed.database}"
         pipeline = dlt.pipeline(
             pipeline_name="bench_postgres",
             destination=dlt.destinations.postgres(credentials),
@@ -205,25 +158,6 @@ def measure(contender: str, url: str, records: int, version: int, workdir: str) 
     return result
 
 
-def fresh_postgres_database(server_url: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"sp_bench_{uuid.uuid4().hex[:8]}"
-    server = make_url(server_url)
-    with create_engine(server, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    return server.set(database=name).render_as_string(hide_password=False)
-
-
-def dlt_available() -> bool:
-    try:
-        import dlt  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def report(label: str, contender: str, url: str, records: int, workdir: str) -> dict[int, dict]:
     results = {}
     for version in (1, 2):
@@ -256,18 +190,18 @@ def main() -> None:
     with_dlt = not args.no_dlt and dlt_available()
     print(f"full refresh of {args.records:,} records (~300 B), pages of {PAGE}; run 2: 1% changed, 0.5% gone")
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    with tempfile.TemporaryDirectory() as workdir:
+    with tempfile.TemporaryDirectory() as workdir, ExitStack() as databases:
         backends = [("SQLite", f"sqlite:///{workdir}/ours.db", f"sqlite:///{workdir}/reference.db")]
         server = os.environ.get("SYNC_PIPELINE_BENCH_DATABASE_URL")
         if server:
-            backends.append(("PostgreSQL", fresh_postgres_database(server), fresh_postgres_database(server)))
+            backends.append(("PostgreSQL", *(databases.enter_context(database(server)) for _ in range(2))))
         for name, ours_url, reference_url in backends:
             print(f"\n{name}")
             ours = report("sync_pipeline (SDK -> cache)", "ours", ours_url, args.records, workdir)
             reference = report("bare reference loop", "reference", reference_url, args.records, workdir)
             line = f"  run 2 speed: {ours[2]['rate'] / reference[2]['rate']:.2f}x the bare loop"
             if with_dlt:
-                dlt_url = "duckdb" if name == "SQLite" else fresh_postgres_database(server)
+                dlt_url = "duckdb" if name == "SQLite" else databases.enter_context(database(server))
                 dlt_label = "dlt merge, parquet -> DuckDB" if name == "SQLite" else "dlt merge, default -> PostgreSQL"
                 dlt = report(dlt_label, "dlt", dlt_url, args.records, workdir)
                 line += f", {ours[2]['rate'] / dlt[2]['rate']:.1f}x dlt"

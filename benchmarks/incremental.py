@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from full_refresh import PAGE, dlt_available, record  # noqa: E402  (a sibling script, not a package)
+from support import PAGE, BenchContact, database, dlt_available, record  # a sibling module of this script
 
 
 def changed_pages(cached: int, changed: int):
@@ -39,24 +37,9 @@ def all_pages(cached: int):
 
 
 def measure_ours(url: str, cached: int, changed: int) -> float:
-    from pydantic import BaseModel
-
     from sync_pipeline.sdk import Integration
     from sync_pipeline.sdk.runner import PartitionState, run_sync
     from sync_pipeline.store import Connection, Store, StreamKey, utcnow
-
-    class BenchContact(BaseModel):
-        id: str
-        first_name: str
-        last_name: str
-        email: str
-        company: str
-        title: str
-        phone: str
-        city: str
-        country: str
-        score: int
-        updated_at: str
 
     bench = Integration("bench", base_url="http://127.0.0.1:9")
 
@@ -105,15 +88,11 @@ def main() -> None:
     parser.add_argument("--no-dlt", action="store_true")
     args = parser.parse_args()
     print(f"incremental run: {args.changed:,} changed records into a cache of {args.cached:,}")
+    server = os.environ.get("SYNC_PIPELINE_BENCH_DATABASE_URL")
     with tempfile.TemporaryDirectory() as workdir:
-        targets = [("SQLite", f"sqlite:///{workdir}/incremental.db")]
-        server = os.environ.get("SYNC_PIPELINE_BENCH_DATABASE_URL")
-        if server:
-            from full_refresh import fresh_postgres_database
-
-            targets.append(("PostgreSQL", fresh_postgres_database(server)))
-        for name, url in targets:
-            seconds = measure_ours(url, args.cached, args.changed)
+        for name, target in [("SQLite", None), ("PostgreSQL", server)][: 2 if server else 1]:
+            with database(target) as url:
+                seconds = measure_ours(url, args.cached, args.changed)
             print(f"  sync_pipeline, {name:<10} {seconds:6.3f} s  ({args.changed / seconds:,.0f} rec/s)")
         if not args.no_dlt and dlt_available():
             seconds = measure_dlt(workdir, args.cached, args.changed)

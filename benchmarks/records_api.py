@@ -22,9 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+from support import database  # a sibling module of this script
 
 from sync_pipeline.store import Connection, PreparedRecord, Store, StreamKey, utcnow
 
@@ -122,14 +124,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=300)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as workdir:
+    with tempfile.TemporaryDirectory() as workdir, ExitStack() as stack:
         home = Path(workdir) / "dagster_home"
         home.mkdir()
-        url = os.environ.get("SYNC_PIPELINE_BENCH_DATABASE_URL") or f"sqlite:///{workdir}/records.db"
-        if url.startswith("postgresql"):
-            from full_refresh import fresh_postgres_database
-
-            url = fresh_postgres_database(url)
+        url = stack.enter_context(database(os.environ.get("SYNC_PIPELINE_BENCH_DATABASE_URL")))
         env = {**os.environ, "DAGSTER_HOME": str(home), "SYNC_PIPELINE_DATABASE_URL": url, "SYNC_PIPELINE_SECRET_KEY": SECRET}
         store = Store.from_url(url)
         store.connections.upsert(Connection("slack", "bench", credentials={"type": "NONE"}))

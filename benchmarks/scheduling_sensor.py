@@ -11,13 +11,10 @@ rows; Dagster's storage and the sync_pipeline database share one backend, as in 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,16 +22,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dagster import DagsterInstance, build_sensor_context  # noqa: E402
-from sqlalchemy import create_engine, insert, text, update  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import insert, update  # noqa: E402
 
 from sync_pipeline.keys import make_partition_key  # noqa: E402
 from sync_pipeline.orchestration import build_definitions  # noqa: E402
 from sync_pipeline.orchestration.scheduling import SENSOR_NAME  # noqa: E402
-from sync_pipeline.settings import normalize_database_url, render_instance_yaml  # noqa: E402
 from sync_pipeline.store import Store, to_iso, utcnow  # noqa: E402
 from sync_pipeline.store.schema import partitions  # noqa: E402
 from sync_pipeline_tests.acme import registry  # noqa: E402
+from support import database, make_instance  # noqa: E402  (a sibling module of this script)
 
 
 def main() -> None:
@@ -109,32 +105,6 @@ def make_due(store: Store, keys: list[str]) -> None:
             .where(partitions.c.partition_key.in_(keys))
             .values(next_due_at=to_iso(utcnow() - timedelta(seconds=1)))
         )
-
-
-def make_instance(home: Path, url: str, *, postgres: bool) -> DagsterInstance:
-    (home / "dagster.yaml").write_text(render_instance_yaml((REPO / "dagster.yaml").read_text(), url if postgres else None))
-    os.environ["SYNC_PIPELINE_DATABASE_URL"] = url
-    return DagsterInstance.from_config(str(home))
-
-
-@contextlib.contextmanager
-def database(server: str | None) -> Iterator[str]:
-    """A temporary SQLite file, or a fresh PostgreSQL database dropped afterwards."""
-    if server is None:
-        with tempfile.TemporaryDirectory() as directory:
-            yield f"sqlite:///{directory}/sync_pipeline.db"
-        return
-    base = make_url(normalize_database_url(server))
-    name = f"sp_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -23,14 +23,14 @@ sys.path.insert(0, str(REPO))
 
 from dagster import AssetMaterialization, build_sensor_context  # noqa: E402
 
-from benchmarks.scheduling_sensor import database, make_instance  # noqa: E402
+from support import database, make_instance  # noqa: E402  (a sibling module of this script)
 from sync_pipeline.keys import make_partition_key  # noqa: E402
 from sync_pipeline.orchestration import build_definitions  # noqa: E402
 from sync_pipeline.orchestration.webhooks import SENSOR_NAME  # noqa: E402
 from sync_pipeline.store import Connection, Store, utcnow  # noqa: E402
 from sync_pipeline.webhooks.delivery import DeliveryLog  # noqa: E402
 from sync_pipeline_tests.acme import registry  # noqa: E402
-from sync_pipeline_tests.conftest import WebhookReceiver  # noqa: E402
+from sync_pipeline_tests.fakes.receiver import WebhookReceiver  # noqa: E402
 from sync_pipeline_tests.fakes.server import ServedApp  # noqa: E402
 
 

@@ -1,0 +1,101 @@
+"""What the benchmarks share: the generated contacts workload and temporary databases."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from dagster import DagsterInstance
+from pydantic import BaseModel
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from sync_pipeline.settings import normalize_database_url, render_instance_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+PAGE = 1000
+
+
+class BenchContact(BaseModel):
+    id: str
+    first_name: str
+    last_name: str
+    email: str
+    company: str
+    title: str
+    phone: str
+    city: str
+    country: str
+    score: int
+    updated_at: str
+
+
+def record(n: int, version: int) -> dict:
+    """Contact n as of run `version`: ~300 bytes of JSON. 1% change in run 2."""
+    edited = version > 1 and n % 100 == 0
+    return {
+        "id": f"contact-{n:08d}",
+        "first_name": f"First{n % 9973}",
+        "last_name": f"Last{n % 7919}{'-edited' if edited else ''}",
+        "email": f"person{n}@example{n % 97}.com",
+        "company": f"Company {n % 5003} Incorporated",
+        "title": "Senior Vice President of Something Important",
+        "phone": f"+1-555-{n % 1000:03d}-{n % 10000:04d}",
+        "city": f"City number {n % 301}",
+        "country": "United States of America",
+        "score": n % 1000,
+        "updated_at": "2026-02-01T00:00:00Z" if edited else "2026-01-01T00:00:00Z",
+    }
+
+
+def pages(total: int, version: int) -> Iterator[list[dict]]:
+    """Every record of run `version`, a page at a time; in run 2, 0.5% are gone."""
+    batch: list[dict] = []
+    for n in range(total):
+        if version > 1 and n % 200 == 1:
+            continue
+        batch.append(record(n, version))
+        if len(batch) == PAGE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def dlt_available() -> bool:
+    try:
+        import dlt  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def database(server: str | None, name: str = "sync_pipeline") -> Iterator[str]:
+    """A temporary SQLite file, or a fresh PostgreSQL database on `server`, dropped afterwards."""
+    if server is None:
+        with tempfile.TemporaryDirectory() as directory:
+            yield f"sqlite:///{directory}/{name}.db"
+        return
+    base = make_url(normalize_database_url(server))
+    database_name = f"sp_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database_name}"'))
+    try:
+        yield base.set(database=database_name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database_name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def make_instance(home: Path, url: str, *, postgres: bool) -> DagsterInstance:
+    (home / "dagster.yaml").write_text(render_instance_yaml((REPO / "dagster.yaml").read_text(), url if postgres else None))
+    os.environ["SYNC_PIPELINE_DATABASE_URL"] = url
+    return DagsterInstance.from_config(str(home))
