@@ -21,8 +21,11 @@ from sync_pipeline.orchestration.resources import store_for
 from sync_pipeline.settings import normalize_database_url, render_instance_yaml
 from sync_pipeline.store import Store
 from sync_pipeline.store.schema import metadata
+from sync_pipeline_tests.acme import registry as acme_registry
 from sync_pipeline_tests.fakes.acme import AcmeApi
+from sync_pipeline_tests.fakes.receiver import WebhookReceiver
 from sync_pipeline_tests.fakes.server import ServedApp
+from sync_pipeline_tests.harness import SyncHarness
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER_URL = os.environ.get("SYNC_PIPELINE_TEST_DATABASE_URL")
@@ -122,82 +125,10 @@ def acme() -> Iterator[AcmeApi]:
         yield api
 
 
-class SyncHarness:
-    """Creates connections and runs sync partitions through their Dagster jobs, as the scheduler would."""
-
-    def __init__(self, instance: DagsterInstance, store: Store, database_url: str, registry) -> None:
-        from sync_pipeline.orchestration import build_definitions
-
-        self.instance = instance
-        self.store = store
-        self.registry = registry
-        self.definitions = build_definitions(registry, database_url=database_url)
-
-    def connect(
-        self, integration: str, connection_id: str, *, base_url: str, credentials=None, metadata=None, config=None
-    ):
-        from sync_pipeline.store import Connection
-
-        return self.store.connections.upsert(
-            Connection(
-                integration=integration,
-                connection_id=connection_id,
-                credentials=credentials or {"type": "NONE"},
-                config={"base_url": base_url, **(config or {})},
-                metadata=metadata or {},
-            )
-        )
-
-    def add_partition(self, integration: str, sync_name: str, connection_id: str, variant: str = "base") -> str:
-        from sync_pipeline.keys import make_partition_key
-        from sync_pipeline.store import utcnow
-
-        sync = self.registry.find_sync(integration, sync_name)
-        key = make_partition_key(connection_id, variant)
-        self.instance.add_dynamic_partitions(sync.qualified_name, [key])
-        self.store.partitions.ensure(integration, sync_name, connection_id, variant, utcnow(), due_now=sync.auto_start)
-        return key
-
-    def run(self, integration: str, sync_name: str, connection_id: str, variant: str = "base", mode: str | None = None):
-        """Run one partition in process; returns Dagster's result (`.success`, materializations...)."""
-        from sync_pipeline.keys import make_partition_key
-        from sync_pipeline.orchestration.assets import MODE_TAG
-
-        sync = self.registry.find_sync(integration, sync_name)
-        key = make_partition_key(connection_id, variant)
-        if not self.instance.has_dynamic_partition(sync.qualified_name, key):
-            self.add_partition(integration, sync_name, connection_id, variant)
-        job = self.definitions.resolve_job_def(sync.qualified_name)
-        return job.execute_in_process(
-            partition_key=key, instance=self.instance, tags={MODE_TAG: mode} if mode else None, raise_on_error=False
-        )
-
-
 @pytest.fixture
 def harness(instance, store, database_url) -> SyncHarness:
     """Runs the test integration `acme` (see acme.py) against the session's database and instance."""
-    from sync_pipeline_tests.acme import registry
-
-    return SyncHarness(instance, store, database_url, registry)
-
-
-from sync_pipeline_tests.fakes.server import FakeApi  # noqa: E402  (appended: this file is shared)
-
-
-class WebhookReceiver(FakeApi):
-    """The app's webhook endpoint (`POST /hooks`): records raw bodies and headers; `fail_next(500, times=n)` fails."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.url = ""
-
-        @self.route("POST", "/hooks")
-        def hooks(request):
-            return {"ok": True}
-
-    def received(self) -> list[tuple[dict[str, str], bytes]]:
-        """(headers, raw body) of every request, in arrival order, failed ones included."""
-        return [(dict(request.headers), body) for request, body in zip(self.requests, self.bodies)]
+    return SyncHarness(instance, store, database_url, acme_registry)
 
 
 @pytest.fixture

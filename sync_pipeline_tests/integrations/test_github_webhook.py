@@ -10,7 +10,7 @@ from sync_pipeline.integrations import load_registry
 from sync_pipeline.sdk import UnknownWebhookConnection, WebhookContext, WebhookRejected
 from sync_pipeline.store import StreamKey
 from sync_pipeline_tests.fakes.github import issues_event, signed_headers
-from sync_pipeline_tests.integrations.conftest import deleted_ids, records
+from sync_pipeline_tests.results import deleted_ids, records
 
 SECRET = "whsec-acme"
 BASE = StreamKey("github", "gh-1", "GithubIssue", "base")

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from sync_pipeline.store import StreamKey
-from sync_pipeline_tests.integrations.conftest import counts, deleted_ids, failure_message, records
+from sync_pipeline_tests.results import counts, deleted_ids, failure_message, records
 
 USERS = StreamKey("slack", "team-1", "SlackUser", "base")
 

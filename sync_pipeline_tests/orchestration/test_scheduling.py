@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, build_sensor_context
@@ -13,7 +14,8 @@ from sync_pipeline.orchestration.assets import CONNECTION_TAG, MODE_TAG, PARTITI
 from sync_pipeline.orchestration.scheduling import SENSOR_NAME
 from sync_pipeline.store import from_iso, to_iso, utcnow
 from sync_pipeline.store.schema import partitions
-from sync_pipeline_tests.conftest import REPO
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from dagster import AssetKey, AssetRecordsFilter
 
 from sync_pipeline.store import ChangeQuery, StreamKey
-from sync_pipeline_tests.dagster_results import failure_message, materialization_metadata
+from sync_pipeline_tests.results import failure_message, materialization_metadata
 
 CONTACTS = StreamKey("acme", "conn-1", "AcmeContact", "base")
 

@@ -18,7 +18,7 @@ from sync_pipeline.settings import WebhookSettings
 from sync_pipeline.store import Connection, utcnow
 from sync_pipeline.webhooks.delivery import DELIVERED, FAILED, PENDING, DeliveryLog
 from sync_pipeline_tests.acme import registry
-from sync_pipeline_tests.conftest import WebhookReceiver
+from sync_pipeline_tests.fakes.receiver import WebhookReceiver
 from sync_pipeline_tests.fakes.server import ServedApp
 
 SIGNING_KEY = "test-signing-key"
