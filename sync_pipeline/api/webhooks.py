@@ -15,6 +15,7 @@ from sync_pipeline.api.fields import Lenient, Strict
 from sync_pipeline.orchestration.state import report_webhook_changes
 from sync_pipeline.sdk.webhooks import UnknownWebhookConnection, WebhookContext, WebhookRejected
 from sync_pipeline.store import StreamKey, utcnow
+from sync_pipeline.webhooks.delivery import DeliveryLog
 
 
 class ProviderPath(Lenient):
@@ -44,14 +45,12 @@ def provider_webhook(call: Call) -> dict[str, Any]:
     except UnknownWebhookConnection as error:
         raise not_found("unknown_connection", str(error)) from None
     for (connection_id, sync_name), ledger in ctx.changes.ledgers.items():
+        totals = {
+            model: services.store.records.count_live(StreamKey(integration.name, connection_id, model))
+            for model in ledger.counts
+        }
+        low_watermarks = ctx.changes.low_watermarks[(connection_id, sync_name)]
         sync = integration.syncs[sync_name]
-        totals, low_watermarks = {}, {}
-        for model, counts in ledger.counts.items():
-            key = StreamKey(integration.name, connection_id, model)
-            totals[model] = services.store.records.count_live(key)
-            # The changes took the stream's last sequence numbers (a concurrent run's may interleave: close enough
-            # for a watermark that is only shown, never used to read).
-            low_watermarks[model] = max(0, services.store.records.last_seq(key) - counts.added - counts.updated - counts.deleted)
         report_webhook_changes(services.instance, sync, connection_id, ledger, started_at, low_watermarks, totals)
     return {"success": True}
 
@@ -59,8 +58,6 @@ def provider_webhook(call: Call) -> dict[str, Any]:
 @endpoint
 def list_deliveries(call: Call) -> dict[str, Any]:
     """The webhooks sent (or being retried) to the app, the newest first, optionally of one status."""
-    from sync_pipeline.webhooks.delivery import DeliveryLog  # the delivery side is optional for the API
-
     query = parse(DeliveriesQuery, dict(call.query), "query")
     deliveries = DeliveryLog(call.services.store.engine).list(status=query.status, limit=query.limit)
     return {"deliveries": [{**asdict(d), "body": _json_or_text(d.body)} for d in deliveries]}

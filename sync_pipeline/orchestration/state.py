@@ -12,9 +12,19 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from dagster import AssetKey, AssetObservation, AssetRecordsFilter, DagsterInstance, MetadataValue
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    AssetObservation,
+    AssetRecordsFilter,
+    DagsterInstance,
+    MetadataValue,
+)
 from dagster._core.storage.event_log.base import EventLogRecord
 
+from sync_pipeline.keys import BASE_VARIANT, make_partition_key
+from sync_pipeline.sdk.context import RunLedger
+from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.runner import PartitionState, Resume, RunOutcome
 from sync_pipeline.store import encode_cursor
 
@@ -120,43 +130,35 @@ def _value(record: EventLogRecord, name: str) -> Any:
 
 def report_webhook_changes(
     instance: DagsterInstance,
-    sync: "SyncDefinition",
+    sync: SyncDefinition,
     connection_id: str,
-    ledger: "RunLedger",
+    ledger: RunLedger,
     started_at: datetime,
     low_watermarks: dict[str, int],
-    totals: dict[str, int] | None = None,
+    totals: dict[str, int],
 ) -> None:
     """Record what a provider webhook changed as a runless materialization per changed model of the base partition.
 
     The UI shows it, and the webhook sensor turns it into a `syncType: "WEBHOOK"` webhook to the app; reading
     a partition's run state skips it (it has no checkpoint of its own).
     """
-    from dagster import AssetMaterialization
-
-    from sync_pipeline.keys import make_partition_key
-
+    outcome = RunOutcome(
+        sync_type=WEBHOOK,
+        started_at=started_at,
+        generation="",
+        checkpoint_from=None,
+        checkpoint_to=None,
+        counts=ledger.counts,
+        invalid=ledger.invalid,
+        low_watermarks=low_watermarks,
+        totals=totals,
+    )
     for model, counts in ledger.counts.items():
-        if not (counts.added or counts.updated or counts.deleted):
-            continue
-        instance.report_runless_asset_event(
-            AssetMaterialization(
-                asset_key=asset_key(sync.integration.name, model),
-                partition=make_partition_key(connection_id),
-                metadata={
-                    "connection_id": connection_id,
-                    "variant": "base",
-                    "sync_type": WEBHOOK,
-                    "mode": "webhook",
-                    "started_at": started_at.isoformat(),
-                    "added": counts.added,
-                    "updated": counts.updated,
-                    "deleted": counts.deleted,
-                    "invalid_records": ledger.invalid.get(model, 0),
-                    "total_records": (totals or {}).get(model, 0),
-                    "low_watermark": encode_cursor(low_watermarks.get(model, 0)),
-                    "checkpoint": MetadataValue.json({}),
-                    "checkpoint_from": MetadataValue.json({}),
-                },
+        if counts.added or counts.updated or counts.deleted:
+            instance.report_runless_asset_event(
+                AssetMaterialization(
+                    asset_key=asset_key(sync.integration.name, model),
+                    partition=make_partition_key(connection_id, BASE_VARIANT),
+                    metadata=materialization_metadata(outcome, model, connection_id, BASE_VARIANT, "webhook"),
+                )
             )
-        )

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from sync_pipeline.sdk.context import RunLedger, SyncContext
 from sync_pipeline.sdk.declaration import Integration, SyncDefinition
 from sync_pipeline.sdk.errors import SyncError
-from sync_pipeline.store import Connection, Store
+from sync_pipeline.store import Connection, Store, StreamKey
 
 BASE_VARIANT = "base"
 
@@ -34,9 +34,11 @@ class UnknownWebhookConnection(SyncError):
 
 @dataclass
 class WebhookChanges:
-    """The changes one webhook made: per connection and sync, a ledger of counts per model."""
+    """The changes one webhook made: per connection and sync, a ledger of counts per model, and each
+    model's last record sequence number before the first change (its low watermark)."""
 
     ledgers: dict[tuple[str, str], RunLedger] = field(default_factory=dict)
+    low_watermarks: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
 
 
 class WebhookContext:
@@ -79,7 +81,14 @@ class WebhookContext:
         if self._connection is None:
             raise SyncError("call use_connection(...) before saving records from a webhook")
         sync = self._sync_of(model)
-        ledger = self.changes.ledgers.setdefault((self._connection.connection_id, sync.name), RunLedger())
+        subject = (self._connection.connection_id, sync.name)
+        if subject not in self.changes.ledgers:
+            self.changes.ledgers[subject] = RunLedger()
+            self.changes.low_watermarks[subject] = {
+                name: self._store.records.last_seq(StreamKey(self.integration.name, subject[0], name, BASE_VARIANT))
+                for name in sync.model_names
+            }
+        ledger = self.changes.ledgers[subject]
         ctx = SyncContext(
             sync=sync,
             connection=self._connection,

@@ -35,6 +35,9 @@ def test_webhook_saves_records_and_reports_a_webhook_materialization(anonymous, 
     anonymous.post("/webhook/acme/", json={"connection_id": "conn-1", "contact": CONTACT, "action": "delete"}, headers=SIGNED)
     assert store.records.count_live(StreamKey("acme", "conn-1", "AcmeContact")) == 0
     assert len(materializations(instance)) == 2
+    # The delete's low watermark is the cursor of the change before it: reading after it gives the delete.
+    deletion = {name: value.value for name, value in materializations(instance)[0].asset_event.metadata.items()}
+    assert deletion["low_watermark"] == record["_nango_metadata"]["cursor"]
     # Nothing changed: nothing reported.
     anonymous.post("/webhook/acme", json={"connection_id": "conn-1", "contact": CONTACT, "action": "delete"}, headers=SIGNED)
     assert len(materializations(instance)) == 2
