@@ -17,6 +17,7 @@ from sync_pipeline.orchestration.lifecycle import add_partition, remove_partitio
 from sync_pipeline.sdk.declaration import Integration, SyncDefinition
 from sync_pipeline.sdk.frequency import InvalidFrequency, describe_frequency, parse_frequency
 from sync_pipeline.store import PartitionRow, utcnow
+from sync_pipeline.store.partitions import CAPPED, EXISTS
 
 MAX_VARIANTS = 100  # per sync and connection, the base variant counted
 INCREMENTAL, FULL_REFRESH, CLEAR_CACHE = "incremental", "full_refresh", "full_refresh_and_clear_cache"
@@ -188,13 +189,12 @@ def create_variant(call: Call) -> dict[str, Any]:
     integration = services.integration(body.provider_config_key)
     sync = _sync(integration, call.path_params["name"], status=400)
     _require_connection(services, integration, body.connection_id)
-    existing = services.store.partitions.list(integration.name, sync.name, body.connection_id)
-    if any(row.variant == variant for row in existing):
+    # Counted in the schedule table, the base variant included, under a lock on the connection.
+    outcome = add_partition(services.instance, services.store, sync, body.connection_id, variant, cap=MAX_VARIANTS)
+    if outcome == EXISTS:
         raise ApiError(400, "sync_variant_already_exists", f"sync {sync.name!r} already has a variant {variant!r}")
-    # Counted from the schedule table, the base variant included; concurrent creations may overshoot by a few.
-    if len(existing) >= MAX_VARIANTS:
+    if outcome == CAPPED:
         raise ApiError(400, "resource_capped", f"Maximum number of variants per sync ({MAX_VARIANTS}) reached")
-    add_partition(services.instance, services.store, sync, body.connection_id, variant)
     return {"id": f"{sync.qualified_name}/{make_partition_key(body.connection_id, variant)}", "name": sync.name, "variant": variant}
 
 

@@ -7,15 +7,29 @@ from dagster import DagsterInstance
 from sync_pipeline.keys import BASE_VARIANT, make_partition_key, validate_variant
 from sync_pipeline.sdk.declaration import Integration, SyncDefinition
 from sync_pipeline.store import Connection, Store, StreamKey, utcnow
+from sync_pipeline.store.partitions import CAPPED
 
 
-def add_partition(instance: DagsterInstance, store: Store, sync: SyncDefinition, connection_id: str, variant: str) -> str:
-    """Add the partition of one sync variant (idempotent); its first run is due now when `auto_start`."""
+def add_partition(
+    instance: DagsterInstance,
+    store: Store,
+    sync: SyncDefinition,
+    connection_id: str,
+    variant: str,
+    *,
+    cap: int | None = None,
+) -> str:
+    """Add the partition of one sync variant: ADDED, EXISTS (idempotent) or CAPPED (see PartitionStore.ensure).
+
+    Its first run is due now when the sync has `auto_start`.
+    """
+    outcome = store.partitions.ensure(
+        sync.integration.name, sync.name, connection_id, variant, utcnow(), due_now=sync.auto_start, cap=cap
+    )
     key = make_partition_key(connection_id, variant)
-    store.partitions.ensure(sync.integration.name, sync.name, connection_id, variant, utcnow(), due_now=sync.auto_start)
-    if not instance.has_dynamic_partition(sync.qualified_name, key):
+    if outcome != CAPPED and not instance.has_dynamic_partition(sync.qualified_name, key):
         instance.add_dynamic_partitions(sync.qualified_name, [key])
-    return key
+    return outcome
 
 
 def remove_partition(instance: DagsterInstance, store: Store, sync: SyncDefinition, connection_id: str, variant: str) -> None:

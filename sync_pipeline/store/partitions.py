@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, delete, or_, select, update
+from sqlalchemy import Engine, and_, delete, func, or_, select, update
 
 from sync_pipeline.keys import make_partition_key
 from sync_pipeline.store.database import dialect_insert, to_iso
-from sync_pipeline.store.schema import partitions
+from sync_pipeline.store.schema import connections, partitions
+
+ADDED, EXISTS, CAPPED = "added", "exists", "capped"
 
 
 @dataclass(frozen=True)
@@ -40,20 +42,41 @@ class PartitionStore:
         now: datetime,
         *,
         due_now: bool,
-    ) -> None:
-        """Record a partition's creation (idempotent); `due_now` schedules its first run at once."""
+        cap: int | None = None,
+    ) -> str:
+        """Record a partition's creation: ADDED, or EXISTS (idempotent), or CAPPED when the connection
+        already has `cap` partitions of this sync. `due_now` schedules its first run at once."""
+        key = make_partition_key(connection_id, variant)
         with self.engine.begin() as conn:
+            if cap is not None:
+                # Lock the connection's row first, so concurrent creations are counted one after another.
+                conn.execute(
+                    update(connections)
+                    .where(connections.c.integration == integration, connections.c.connection_id == connection_id)
+                    .values(updated_at=connections.c.updated_at)
+                )
+                if conn.execute(select(partitions.c.variant).where(_identity(integration, sync_name, key))).first():
+                    return EXISTS
+                count = conn.execute(
+                    select(func.count()).where(
+                        partitions.c.integration == integration,
+                        partitions.c.sync_name == sync_name,
+                        partitions.c.connection_id == connection_id,
+                    )
+                ).scalar_one()
+                if count >= cap:
+                    return CAPPED
             statement = dialect_insert(conn, partitions).values(
                 integration=integration,
                 sync_name=sync_name,
-                partition_key=make_partition_key(connection_id, variant),
+                partition_key=key,
                 connection_id=connection_id,
                 variant=variant,
                 created_at=to_iso(now),
                 paused=False,
                 next_due_at=to_iso(now) if due_now else None,
             )
-            conn.execute(statement.on_conflict_do_nothing())
+            return ADDED if conn.execute(statement.on_conflict_do_nothing()).rowcount else EXISTS
 
     def get(self, integration: str, sync_name: str, key: str) -> PartitionRow | None:
         with self.engine.connect() as conn:

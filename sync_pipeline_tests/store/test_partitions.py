@@ -42,3 +42,24 @@ def test_paused_partitions_are_not_due_but_a_trigger_still_is(store):
 
     store.partitions.trigger("acme", "contacts", KEY, "full_refresh", now)
     assert [row.trigger_mode for row in store.partitions.due(now)] == ["full_refresh"]
+
+
+def test_concurrent_variant_creations_never_pass_the_cap(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sync_pipeline.store import Connection
+    from sync_pipeline.store.partitions import ADDED, CAPPED
+
+    store.connections.upsert(Connection("acme", "conn-1"))
+    now = utcnow()
+    for n in range(96):  # the base variant and 95 more
+        store.partitions.ensure("acme", "directory", "conn-1", f"v{n}" if n else "base", now, due_now=False, cap=100)
+
+    def create(n: int) -> str:
+        return store.partitions.ensure("acme", "directory", "conn-1", f"late{n}", now, due_now=False, cap=100)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        outcomes = list(pool.map(create, range(10)))
+
+    assert sorted(outcomes) == [ADDED] * 4 + [CAPPED] * 6
+    assert len(store.partitions.list("acme", "directory", "conn-1")) == 100
