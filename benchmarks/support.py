@@ -8,8 +8,8 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dagster import DagsterInstance
 from pydantic import BaseModel
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -17,6 +17,9 @@ from sqlalchemy.engine import make_url
 from sync_pipeline.settings import normalize_database_url, render_instance_yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 PAGE = 1000
 
@@ -95,7 +98,10 @@ def database(server: str | None, name: str = "sync_pipeline") -> Iterator[str]:
         admin.dispose()
 
 
-def make_instance(home: Path, url: str, *, postgres: bool) -> DagsterInstance:
+def make_instance(home: Path, url: str, *, postgres: bool) -> "DagsterInstance":
+    """A Dagster instance in `home` from the repository's dagster.yaml, on `url` when `postgres`."""
+    from dagster import DagsterInstance  # imported here: the full-refresh children measure their own RSS
+
     (home / "dagster.yaml").write_text(render_instance_yaml((REPO / "dagster.yaml").read_text(), url if postgres else None))
     os.environ["SYNC_PIPELINE_DATABASE_URL"] = url
     return DagsterInstance.from_config(str(home))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 SQLITE_MAX_VARIABLES = 30_000
 
@@ -98,6 +98,33 @@ def _execute_many(conn: Connection, template: str, rows: Sequence[tuple], width:
             execute_values(cursor, template.format(values="%s"), rows, page_size=1000)
     else:
         conn.exec_driver_sql(template.format(values=f"({','.join('?' * width)})"), rows)
+
+
+class PlannerStatistics:
+    """Keeps PostgreSQL's statistics of the records tables in step with bulk loads.
+
+    A first sync writes a table autovacuum has not analysed yet: the planner then takes the (stream_id, seq)
+    index for the per-batch id lookup and filters the whole stream, batch after batch (a million-record
+    load went from 1 to 4 minutes). ANALYZE after every doubling of what this process wrote keeps it on
+    the primary key, for a handful of ~0.2 s analyses per million records.
+    """
+
+    FIRST = 10_000
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._enabled = engine.dialect.name == "postgresql"
+        self._written = 0
+        self._next = self.FIRST
+
+    def wrote(self, rows: int) -> None:
+        if not self._enabled:
+            return
+        self._written += rows
+        if self._written >= self._next:
+            self._next = 2 * self._written
+            with self._engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE sp_records, sp_seen")
 
 
 def _is_postgres(conn: Connection) -> bool:

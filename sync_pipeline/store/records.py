@@ -89,6 +89,7 @@ class RecordsCache:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._stream_ids: dict[StreamKey, int] = {}
+        self._statistics = bulk.PlannerStatistics(engine)
 
     # -- streams ---------------------------------------------------------------------------------
 
@@ -159,6 +160,7 @@ class RecordsCache:
                 _release_stream(conn, sid, seq, live_delta=counts.added)
             if generation is not None:
                 bulk.mark_seen(conn, sid, generation, unchanged)
+        self._statistics.wrote(len(rows) + (len(unchanged) if generation is not None else 0))
         return counts
 
     def merge(
