@@ -127,7 +127,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir, ExitStack() as stack:
         home = Path(workdir) / "dagster_home"
         home.mkdir()
-        url = stack.enter_context(database(os.environ.get("SYNC_PIPELINE_BENCH_DATABASE_URL")))
+        url = stack.enter_context(database(os.environ.get("SYNC_PIPELINE_BENCH_DATABASE_URL") or None))
         env = {**os.environ, "DAGSTER_HOME": str(home), "SYNC_PIPELINE_DATABASE_URL": url, "SYNC_PIPELINE_SECRET_KEY": SECRET}
         store = Store.from_url(url)
         store.connections.upsert(Connection("slack", "bench", credentials={"type": "NONE"}))

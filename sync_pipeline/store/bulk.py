@@ -27,19 +27,32 @@ _MARK_SEEN = (
 RecordRow = tuple[int, str, int, str, str, str, str, str]
 
 
-def stored_state(conn: Connection, sid: int, ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
-    """(hash, deleted_at) of each id already stored in the stream."""
-    select = "SELECT record_id, hash, deleted_at FROM sp_records WHERE stream_id = {p} AND record_id {match}"
+def changed(conn: Connection, sid: int, batch: Sequence[tuple[str, str]]) -> dict[str, bool]:
+    """Of `(id, hash)` pairs, those that would change the stream, compared in the database: each id maps
+    to True when it is new or deleted (it will be ADDED), False when stored with another hash (UPDATED).
+    Identical records are not returned at all, so an unchanged page costs no per-record Python work."""
     if _is_postgres(conn):
-        rows = conn.exec_driver_sql(select.format(p="%s", match="= ANY(%s)"), (sid, list(ids))).all()
-        return {record_id: (hash_, deleted_at) for record_id, hash_, deleted_at in rows}
-    found: dict[str, tuple[str, str | None]] = {}
-    cursor = conn.connection.dbapi_connection.cursor()  # plain tuples: no Row objects per record
+        statement = (
+            "SELECT v.id, r.record_id IS NULL OR r.deleted_at IS NOT NULL "
+            "FROM unnest(%s::text[], %s::text[]) AS v(id, hash) "
+            "LEFT JOIN sp_records AS r ON r.stream_id = %s AND r.record_id = v.id "
+            "WHERE r.record_id IS NULL OR r.hash <> v.hash OR r.deleted_at IS NOT NULL"
+        )
+        ids, hashes = zip(*batch) if batch else ((), ())
+        return dict(conn.exec_driver_sql(statement, (list(ids), list(hashes), sid)).all())
+    found: dict[str, bool] = {}
+    cursor = conn.connection.dbapi_connection.cursor()  # plain tuples, no Row objects
     try:
-        for start in range(0, len(ids), SQLITE_MAX_VARIABLES):
-            chunk = ids[start : start + SQLITE_MAX_VARIABLES]
-            cursor.execute(select.format(p="?", match=f"IN ({','.join('?' * len(chunk))})"), (sid, *chunk))
-            found.update((record_id, (hash_, deleted_at)) for record_id, hash_, deleted_at in cursor.fetchall())
+        for start in range(0, len(batch), SQLITE_MAX_VARIABLES // 2):
+            chunk = batch[start : start + SQLITE_MAX_VARIABLES // 2]
+            cursor.execute(
+                "SELECT v.column1, r.record_id IS NULL OR r.deleted_at IS NOT NULL "
+                f"FROM (VALUES {','.join(['(?,?)'] * len(chunk))}) AS v "
+                "LEFT JOIN sp_records AS r ON r.stream_id = ? AND r.record_id = v.column1 "
+                "WHERE r.record_id IS NULL OR r.hash <> v.column2 OR r.deleted_at IS NOT NULL",
+                (*[value for pair in chunk for value in pair], sid),
+            )
+            found.update((record_id, bool(added)) for record_id, added in cursor.fetchall())
     finally:
         cursor.close()
     return found

@@ -139,22 +139,18 @@ class RecordsCache:
         counts = ChangeCounts()
         with self.engine.begin() as conn:
             seq = _lock_stream(conn, sid)
-            stored = bulk.stored_state(conn, sid, [r.id for r in batch])
+            changes = bulk.changed(conn, sid, [(record.id, record.hash) for record in batch])
             rows: list[bulk.RecordRow] = []
             unchanged: list[str] = []
             for record in batch:
-                previous = stored.get(record.id)
-                if previous is None or previous[1] is not None:  # new, or back after deletion
-                    action = ADDED
-                    counts.added += 1
-                elif previous[0] != record.hash:
-                    action = UPDATED
-                    counts.updated += 1
-                else:
+                added = changes.get(record.id)
+                if added is None:
                     unchanged.append(record.id)
                     continue
                 seq += 1
-                rows.append((sid, record.id, seq, record.payload, record.hash, stamp, stamp, action))
+                rows.append((sid, record.id, seq, record.payload, record.hash, stamp, stamp, ADDED if added else UPDATED))
+            counts.added = sum(changes.values())
+            counts.updated = len(changes) - counts.added
             if rows:
                 bulk.upsert_records(conn, rows)
                 _release_stream(conn, sid, seq, live_delta=counts.added)

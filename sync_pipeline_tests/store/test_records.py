@@ -195,3 +195,13 @@ def test_the_live_count_follows_adds_deletes_returns_and_clears(store):
 
     store.records.clear(KEY)
     assert store.records.count_live(KEY) == 0
+
+
+def test_a_batch_larger_than_sqlites_bound_parameter_limit_is_compared_in_chunks(store):
+    batch = [prepared(str(n)) for n in range(40_000)]
+    assert store.records.save(KEY, batch, utcnow()).added == 40_000
+
+    batch[39_999] = prepared("39999", v=2)
+    counts = store.records.save(KEY, batch, utcnow())
+
+    assert counts.as_dict() == {"added": 0, "updated": 1, "deleted": 0}
