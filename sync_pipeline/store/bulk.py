@@ -31,6 +31,8 @@ def changed(conn: Connection, sid: int, batch: Sequence[tuple[str, str]]) -> dic
     """Of `(id, hash)` pairs, those that would change the stream, compared in the database: each id maps
     to True when it is new or deleted (it will be ADDED), False when stored with another hash (UPDATED).
     Identical records are not returned at all, so an unchanged page costs no per-record Python work."""
+    if not batch:
+        return {}
     if _is_postgres(conn):
         statement = (
             "SELECT v.id, r.record_id IS NULL OR r.deleted_at IS NOT NULL "
@@ -38,7 +40,7 @@ def changed(conn: Connection, sid: int, batch: Sequence[tuple[str, str]]) -> dic
             "LEFT JOIN sp_records AS r ON r.stream_id = %s AND r.record_id = v.id "
             "WHERE r.record_id IS NULL OR r.hash <> v.hash OR r.deleted_at IS NOT NULL"
         )
-        ids, hashes = zip(*batch) if batch else ((), ())
+        ids, hashes = zip(*batch)
         return dict(conn.exec_driver_sql(statement, (list(ids), list(hashes), sid)).all())
     found: dict[str, bool] = {}
     cursor = conn.connection.dbapi_connection.cursor()  # plain tuples, no Row objects

@@ -80,3 +80,12 @@ def test_sync_since_uses_the_backfill_window_from_metadata_on_the_first_run(ctx)
     assert abs((utcnow() - timedelta(days=7)) - ctx.sync_since) < timedelta(seconds=5)
     ctx.last_sync_date = utcnow() - timedelta(hours=1)
     assert ctx.sync_since == ctx.last_sync_date
+
+
+def test_a_partial_update_that_fails_validation_changes_nothing(ctx, store):
+    ctx.batch_save([contact("1", "ann")], AcmeContact)
+
+    ctx.batch_update([{"id": "1", "email": None}], AcmeContact)  # email is required
+
+    assert stored(store)["1"]["email"] == "ann@x.io"
+    assert ctx.ledger.invalid["AcmeContact"] == 1
