@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from support import PAGE, BenchContact, database, dlt_available, record  # a sibling module of this script
+from support import PAGE, BenchContact, backends, database, dlt_available, record  # a sibling module of this script
 
 
 def changed_pages(cached: int, changed: int):
@@ -88,10 +88,9 @@ def main() -> None:
     parser.add_argument("--no-dlt", action="store_true")
     args = parser.parse_args()
     print(f"incremental run: {args.changed:,} changed records into a cache of {args.cached:,}")
-    server = os.environ.get("SYNC_PIPELINE_BENCH_DATABASE_URL")
     with tempfile.TemporaryDirectory() as workdir:
-        for name, target in [("SQLite", None), ("PostgreSQL", server)][: 2 if server else 1]:
-            with database(target) as url:
+        for name, server in backends():
+            with database(server) as url:
                 seconds = measure_ours(url, args.cached, args.changed)
             print(f"  sync_pipeline, {name:<10} {seconds:6.3f} s  ({args.changed / seconds:,.0f} rec/s)")
         if not args.no_dlt and dlt_available():

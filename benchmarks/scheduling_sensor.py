@@ -11,7 +11,6 @@ rows; Dagster's storage and the sync_pipeline database share one backend, as in 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from sync_pipeline.orchestration.scheduling import SENSOR_NAME  # noqa: E402
 from sync_pipeline.store import Store, to_iso, utcnow  # noqa: E402
 from sync_pipeline.store.schema import partitions  # noqa: E402
 from sync_pipeline_tests.acme import registry  # noqa: E402
-from support import database, make_instance  # noqa: E402  (a sibling module of this script)
+from support import backends, database, make_instance  # noqa: E402  (a sibling module of this script)
 
 
 def main() -> None:
@@ -38,10 +37,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=10_000)
     parser.add_argument("--due-percent", type=float, default=1.0)
     args = parser.parse_args()
-    backends = [("SQLite", None)]
-    if os.environ.get("SYNC_PIPELINE_BENCH_DATABASE_URL"):
-        backends.append(("PostgreSQL", os.environ["SYNC_PIPELINE_BENCH_DATABASE_URL"]))
-    for name, server in backends:
+    for name, server in backends():
         with database(server) as url:
             run(name, url, args.partitions, args.due_percent)
 

@@ -78,6 +78,12 @@ def dlt_available() -> bool:
     return True
 
 
+def backends() -> list[tuple[str, str | None]]:
+    """(name, server) to measure on: SQLite, and PostgreSQL when SYNC_PIPELINE_BENCH_DATABASE_URL is set."""
+    server = os.environ.get("SYNC_PIPELINE_BENCH_DATABASE_URL") or None
+    return [("SQLite", None)] + ([("PostgreSQL", server)] if server else [])
+
+
 @contextlib.contextmanager
 def database(server: str | None, name: str = "sync_pipeline") -> Iterator[str]:
     """A temporary SQLite file, or a fresh PostgreSQL database on `server`, dropped afterwards."""

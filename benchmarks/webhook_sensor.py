@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from dagster import AssetMaterialization, build_sensor_context  # noqa: E402
 
-from support import database, make_instance  # noqa: E402  (a sibling module of this script)
+from support import backends, database, make_instance  # noqa: E402  (a sibling module of this script)
 from sync_pipeline.keys import make_partition_key  # noqa: E402
 from sync_pipeline.orchestration import build_definitions  # noqa: E402
 from sync_pipeline.orchestration.webhooks import SENSOR_NAME  # noqa: E402
@@ -38,10 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--materializations", type=int, default=1_000)
     args = parser.parse_args()
-    backends = [("SQLite", None)]
-    if os.environ.get("SYNC_PIPELINE_BENCH_DATABASE_URL"):
-        backends.append(("PostgreSQL", os.environ["SYNC_PIPELINE_BENCH_DATABASE_URL"]))
-    for name, server in backends:
+    for name, server in backends():
         with database(server) as url:
             run(name, url, args.materializations)
 
