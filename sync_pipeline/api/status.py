@@ -7,12 +7,12 @@ from typing import Any
 
 from dagster import AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
 
+from sync_pipeline.orchestration.assets import DAGSTER_PARTITION_TAG, partition_id
 from sync_pipeline.orchestration.state import asset_key, read_partition_state
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.frequency import describe_frequency
 from sync_pipeline.store import PartitionRow, from_iso
 
-DAGSTER_PARTITION_TAG = "dagster/partition"
 _RUNNING = {
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -22,11 +22,6 @@ _RUNNING = {
     DagsterRunStatus.CANCELING,
 }
 _FINISHED = {DagsterRunStatus.SUCCESS: "SUCCESS", DagsterRunStatus.FAILURE: "ERROR", DagsterRunStatus.CANCELED: "STOPPED"}
-
-
-def sync_id(sync: SyncDefinition, row: PartitionRow) -> str:
-    """The id of a sync partition: the value of its runs' `sync_pipeline/partition` tag."""
-    return f"{sync.qualified_name}/{row.partition_key}"
 
 
 def partition_status(instance: DagsterInstance, sync: SyncDefinition, row: PartitionRow) -> dict[str, Any]:
@@ -45,7 +40,7 @@ def partition_status(instance: DagsterInstance, sync: SyncDefinition, row: Parti
     state = read_partition_state(instance, asset_key(sync.integration.name, sync.model_names[0]), row.partition_key, created)
     first = latest[sync.model_names[0]]
     return {
-        "id": sync_id(sync, row),
+        "id": partition_id(sync, row.partition_key),
         "connection_id": row.connection_id,
         "name": sync.name,
         "variant": row.variant,

@@ -13,6 +13,7 @@ from sync_pipeline.api.errors import ApiError, invalid, not_found, parse
 from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict, Variant
 from sync_pipeline.api.status import partition_status
 from sync_pipeline.keys import BASE_VARIANT, InvalidPartitionKey, make_partition_key
+from sync_pipeline.orchestration.assets import partition_id
 from sync_pipeline.orchestration.lifecycle import add_partition, remove_partition, variant_name
 from sync_pipeline.sdk.declaration import Integration, SyncDefinition
 from sync_pipeline.sdk.frequency import InvalidFrequency, describe_frequency, parse_frequency
@@ -195,7 +196,7 @@ def create_variant(call: Call) -> dict[str, Any]:
         raise ApiError(400, "sync_variant_already_exists", f"sync {sync.name!r} already has a variant {variant!r}")
     if outcome == CAPPED:
         raise ApiError(400, "resource_capped", f"Maximum number of variants per sync ({MAX_VARIANTS}) reached")
-    return {"id": f"{sync.qualified_name}/{make_partition_key(body.connection_id, variant)}", "name": sync.name, "variant": variant}
+    return {"id": partition_id(sync, make_partition_key(body.connection_id, variant)), "name": sync.name, "variant": variant}
 
 
 @endpoint

@@ -37,15 +37,21 @@ from sync_pipeline.store import from_iso, utcnow
 
 MODE_TAG = "sync_pipeline/mode"
 PARTITION_TAG = "sync_pipeline/partition"
+DAGSTER_PARTITION_TAG = "dagster/partition"  # set by Dagster on every run of a partition
 CONNECTION_TAG = "sync_pipeline/connection"
 RESOURCE_KEY = "sync_pipeline"
+
+
+def partition_id(sync: SyncDefinition, partition_key: str) -> str:
+    """`<integration>__<sync>/<connection_id>::<variant>`: a sync partition's id in the API and in run tags."""
+    return f"{sync.qualified_name}/{partition_key}"
 
 
 def run_tags(sync: SyncDefinition, connection_id: str, variant: str, mode: str = "incremental") -> dict[str, str]:
     """Tags of a sync run: its mode, and the keys `dagster.yaml` limits concurrency by."""
     return {
         MODE_TAG: mode,
-        PARTITION_TAG: f"{sync.qualified_name}/{make_partition_key(connection_id, variant)}",
+        PARTITION_TAG: partition_id(sync, make_partition_key(connection_id, variant)),
         CONNECTION_TAG: f"{sync.integration.name}/{connection_id}",
     }
 

@@ -19,13 +19,12 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from sync_pipeline.keys import InvalidPartitionKey, parse_partition_key
-from sync_pipeline.orchestration.assets import run_tags
+from sync_pipeline.orchestration.assets import DAGSTER_PARTITION_TAG, partition_id, run_tags
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.sdk.declaration import Registry, SyncDefinition
 from sync_pipeline.store import PartitionRow, Store, from_iso, utcnow
 
 SENSOR_NAME = "sync_pipeline_scheduler"
-PARTITION_RUN_TAG = "dagster/partition"
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 # A row written just before its Dagster partition (lifecycle.add_partition writes the row first) is not orphaned yet.
 ORPHAN_GRACE = timedelta(seconds=60)
@@ -90,7 +89,7 @@ def run_request(sync: SyncDefinition, row: PartitionRow) -> RunRequest:
     return RunRequest(
         job_name=sync.qualified_name,
         partition_key=row.partition_key,
-        run_key=f"{sync.qualified_name}/{row.partition_key}/{mode}@{moment}",
+        run_key=f"{partition_id(sync, row.partition_key)}/{mode}@{moment}",
         tags=run_tags(sync, row.connection_id, row.variant, mode),
     )
 
@@ -133,7 +132,7 @@ def runs_in_flight(instance: DagsterInstance, job_names: set[str]) -> set[tuple[
     """(job name, partition key) of every queued or running sync run, in one query."""
     records = instance.get_run_records(RunsFilter(statuses=IN_FLIGHT))
     return {
-        (record.dagster_run.job_name, record.dagster_run.tags.get(PARTITION_RUN_TAG))
+        (record.dagster_run.job_name, record.dagster_run.tags.get(DAGSTER_PARTITION_TAG))
         for record in records
         if record.dagster_run.job_name in job_names
     }

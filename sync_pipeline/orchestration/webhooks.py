@@ -26,9 +26,8 @@ from dagster._core.storage.event_log.base import EventLogRecord
 from sqlalchemy import select
 
 from sync_pipeline.keys import InvalidPartitionKey, parse_partition_key
-from sync_pipeline.orchestration.assets import MODE_TAG
+from sync_pipeline.orchestration.assets import DAGSTER_PARTITION_TAG, MODE_TAG
 from sync_pipeline.orchestration.resources import SyncPipelineResource
-from sync_pipeline.orchestration.scheduling import PARTITION_RUN_TAG
 from sync_pipeline.orchestration.state import asset_key, read_partition_state
 from sync_pipeline.sdk.declaration import Registry, SyncDefinition
 from sync_pipeline.settings import WebhookSettings
@@ -193,7 +192,7 @@ class _Collector:
             return
         run = run_record.dagster_run
         sync = self.syncs_by_job[run.job_name]
-        partition = run.tags.get(PARTITION_RUN_TAG)
+        partition = run.tags.get(DAGSTER_PARTITION_TAG)
         started_at = _iso(run_record.start_time or run_record.create_timestamp.timestamp())
         description = self._failure_description(run_id, record)
         sync_type = self._failed_run_type(sync, partition, run.tags.get(MODE_TAG))
