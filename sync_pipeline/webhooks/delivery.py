@@ -58,19 +58,7 @@ class DeliveryLog:
 
     def enqueue(self, delivery_id: str, url: str, body: str, now: datetime | None = None) -> bool:
         """Add a pending delivery, due at once; False (and nothing changed) when the id is already logged."""
-        stamp = to_iso(now or utcnow())
-        with self.engine.begin() as conn:
-            statement = dialect_insert(conn, deliveries).values(
-                delivery_id=delivery_id,
-                url=url,
-                body=body,
-                status=PENDING,
-                attempts=0,
-                next_attempt_at=stamp,
-                created_at=stamp,
-                updated_at=stamp,
-            )
-            return conn.execute(statement.on_conflict_do_nothing()).rowcount == 1
+        return self.enqueue_many([(delivery_id, url, body)], now) == 1
 
     def enqueue_many(self, items: list[tuple[str, str, str]], now: datetime | None = None) -> int:
         """`enqueue` for many (delivery_id, url, body) in one statement; returns how many were new."""
