@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, exists, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
 
 from sync_pipeline.store import bulk
 from sync_pipeline.store.database import to_iso
-from sync_pipeline.store.schema import records, seen, streams
+from sync_pipeline.store.schema import records, seen_batches, streams
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,7 +156,7 @@ class RecordsCache:
                 _release_stream(conn, sid, seq, live_delta=counts.added)
             if generation is not None:
                 bulk.mark_seen(conn, sid, generation, unchanged)
-        self._statistics.wrote(len(rows) + (len(unchanged) if generation is not None else 0))
+        self._statistics.wrote(len(rows))
         return counts
 
     def merge(
@@ -204,36 +204,28 @@ class RecordsCache:
     def delete_unseen(
         self, key: StreamKey, generation: str, started_at: datetime, now: datetime, chunk: int = 1000
     ) -> int:
-        """Soft-delete live records the run `generation` (started at `started_at`) neither wrote nor saw."""
+        """Soft-delete live records the run `generation` (started at `started_at`) neither wrote nor saw.
+
+        The run's seen batches are kept until a later generation finishes: a run that crashes after this
+        and resumes still has them. Older generations' batches are dropped.
+        """
         sid = self.stream_id(key)
-        stamp = to_iso(now)
-        before_run = records.c.last_modified_at < to_iso(started_at)
-        not_seen = ~exists().where(
-            seen.c.stream_id == records.c.stream_id,
-            seen.c.generation == generation,
-            seen.c.record_id == records.c.record_id,
-        )
+        stamp, started = to_iso(now), to_iso(started_at)
         deleted, after = 0, ""
-        while True:
-            with self.engine.begin() as conn:
-                seq = _lock_stream(conn, sid)
-                ids = conn.execute(
-                    select(records.c.record_id)
-                    .where(
-                        records.c.stream_id == sid,
-                        records.c.record_id > after,
-                        records.c.deleted_at.is_(None),
-                        before_run,
-                        not_seen,
-                    )
-                    .order_by(records.c.record_id)
-                    .limit(chunk)
-                ).scalars().all()
-                _mark_deleted(conn, sid, ids, seq, stamp)
-            deleted += len(ids)
-            if len(ids) < chunk:
-                return deleted
-            after = ids[-1]
+        with self.engine.connect() as conn:
+            with bulk.seen_by(conn, sid, generation):
+                while True:
+                    with conn.begin():
+                        seq = _lock_stream(conn, sid)
+                        ids = bulk.unseen(conn, sid, after, started, chunk)
+                        _mark_deleted(conn, sid, ids, seq, stamp)
+                    deleted += len(ids)
+                    if len(ids) < chunk:
+                        break
+                    after = ids[-1]
+            with conn.begin():
+                bulk.forget_seen(conn, sid, keep_generation=generation)
+        return deleted
 
     def clear(self, key: StreamKey) -> None:
         """Forget every record of a stream (and its sequence): used when a partition is emptied or deleted."""
@@ -243,7 +235,7 @@ class RecordsCache:
         with self.engine.begin() as conn:
             _lock_stream(conn, sid)
             conn.execute(delete(records).where(records.c.stream_id == sid))
-            conn.execute(delete(seen).where(seen.c.stream_id == sid))
+            bulk.forget_seen(conn, sid)
             conn.execute(update(streams).where(streams.c.id == sid).values(live_count=0))
 
     def drop_streams(self, integration: str, connection_id: str, variant: str | None = None) -> None:
@@ -255,7 +247,7 @@ class RecordsCache:
             ids = conn.execute(select(streams.c.id).where(condition)).scalars().all()
             if ids:
                 conn.execute(delete(records).where(records.c.stream_id.in_(ids)))
-                conn.execute(delete(seen).where(seen.c.stream_id.in_(ids)))
+                conn.execute(delete(seen_batches).where(seen_batches.c.stream_id.in_(ids)))
                 conn.execute(delete(streams).where(streams.c.id.in_(ids)))
         self._stream_ids = {k: v for k, v in self._stream_ids.items() if v not in ids}
 

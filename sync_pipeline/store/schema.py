@@ -87,15 +87,18 @@ records = Table(
     Index("ix_sp_records_stream_seq", "stream_id", "seq", unique=True),
 )
 
-# The last full-refresh run (generation) that saw each record, for track_deletes. A generation outlives
-# a crash, so a resumed run still knows what its first attempt saw. One row per record: it is overwritten.
-seen = Table(
-    "sp_seen",
+# What a full-refresh run (generation) saw unchanged, for track_deletes: one row per saved batch, its ids
+# as a JSON array. A batch costs one row, not one B-tree write per record (run 2 of a 1M-record refresh
+# spent a fifth of its time marking records seen). Rows outlive a crash, so a resumed run still knows what
+# its first attempt saw; a stream's rows of earlier generations are dropped when a later one finishes.
+seen_batches = Table(
+    "sp_seen_batches",
     metadata,
-    Column("stream_id", Integer, primary_key=True),
-    Column("record_id", String(255), primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("stream_id", Integer, nullable=False),
     Column("generation", String(64), nullable=False),
-    sqlite_with_rowid=False,  # one B-tree keyed by (stream_id, record_id): half the writes per mark
+    Column("record_ids", Text, nullable=False),
+    Index("ix_sp_seen_batches_run", "stream_id", "generation"),
 )
 
 # Webhooks to the app: one row per delivery, retried until delivered or given up.

@@ -140,6 +140,36 @@ def test_delete_unseen_removes_only_live_records_the_run_neither_saw_nor_wrote(s
     assert live == {str(n) for n in range(0, 2500, 2)}
 
 
+def test_a_run_resumed_after_its_deletes_still_knows_what_its_first_attempt_saw(store):
+    """A crash between the deletes and the run's materialization resumes the same generation."""
+    store.records.save(KEY, [prepared(str(n)) for n in range(10)], utcnow() - timedelta(hours=1))
+    started = utcnow()
+    store.records.save(KEY, [prepared(str(n)) for n in range(8)], utcnow(), generation="g")
+    assert store.records.delete_unseen(KEY, "g", started, utcnow()) == 2
+
+    store.records.save(KEY, [prepared("7")], utcnow(), generation="g")  # the resumed attempt sees only "7"
+
+    assert store.records.delete_unseen(KEY, "g", started, utcnow()) == 0
+    assert store.records.count_live(KEY) == 8
+
+
+def test_seen_marks_of_finished_runs_do_not_accumulate(store):
+    from sqlalchemy import func, select
+
+    from sync_pipeline.store.schema import seen_batches
+
+    store.records.save(KEY, [prepared(str(n)) for n in range(3000)], utcnow() - timedelta(hours=1))
+    for generation in ("g1", "g2", "g3"):
+        started = utcnow()
+        for start in range(0, 3000, 1000):
+            store.records.save(KEY, [prepared(str(n)) for n in range(start, start + 1000)], utcnow(), generation=generation)
+        assert store.records.delete_unseen(KEY, generation, started, utcnow()) == 0
+
+    with store.engine.connect() as conn:
+        kept = conn.execute(select(seen_batches.c.generation, func.count()).group_by(seen_batches.c.generation)).all()
+    assert kept == [("g3", 3)]  # the last run's marks only, one row per batch
+
+
 def test_a_reader_following_cursors_during_writes_sees_every_change_once(store):
     """The records API promise: no change missed, none twice, even while a sync is writing."""
     done = threading.Event()
