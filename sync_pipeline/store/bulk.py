@@ -1,8 +1,9 @@
-"""The hot path of saving a batch, in plain driver SQL: no statement compilation per batch.
+"""The records cache's hot statements (saving a page, finding unseen records, reading changes) in driver SQL.
 
 SQLAlchemy Core compiles and processes every bound value of every statement; for a page of 1,000
 records that costs more than the database work. These statements go straight to the driver: sqlite3's
-executemany, psycopg2's execute_values (one round trip per page, not per row).
+executemany, psycopg2's execute_values (one round trip per page, not per row), and compare, unpack and
+anti-join inside the database, so no per-record Python work is spent on records that did not change.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -23,6 +25,27 @@ _UPSERT = (
 )
 
 RecordRow = tuple[int, str, int, str, str, str, str, str]
+
+
+def lock_stream(conn: Connection, sid: int) -> int:
+    """Take the stream's row lock for this transaction and return its last sequence number."""
+    mark = _mark(conn)
+    with _cursor(conn) as cursor:
+        cursor.execute(f"UPDATE sp_streams SET last_seq = last_seq WHERE id = {mark} RETURNING last_seq", (sid,))
+        row = cursor.fetchone()
+    if row is None:
+        raise LookupError(f"records stream {sid} no longer exists: its connection or variant was deleted")
+    return row[0]
+
+
+def release_stream(conn: Connection, sid: int, seq: int, live_delta: int) -> None:
+    """Store the stream's new last sequence number and adjust its count of live records."""
+    mark = _mark(conn)
+    with _cursor(conn) as cursor:
+        cursor.execute(
+            f"UPDATE sp_streams SET last_seq = {mark}, live_count = live_count + {mark} WHERE id = {mark}",
+            (seq, live_delta, sid),
+        )
 
 
 def changed(conn: Connection, sid: int, batch: Sequence[tuple[str, str]]) -> dict[str, bool]:
@@ -42,8 +65,7 @@ def changed(conn: Connection, sid: int, batch: Sequence[tuple[str, str]]) -> dic
         )
         return dict(conn.exec_driver_sql(statement, (json.dumps(dict(batch), separators=(",", ":")), sid)).all())
     found: dict[str, bool] = {}
-    cursor = conn.connection.dbapi_connection.cursor()  # plain tuples, no Row objects
-    try:
+    with _cursor(conn) as cursor:
         for start in range(0, len(batch), SQLITE_MAX_VARIABLES // 2):
             chunk = batch[start : start + SQLITE_MAX_VARIABLES // 2]
             cursor.execute(
@@ -54,8 +76,6 @@ def changed(conn: Connection, sid: int, batch: Sequence[tuple[str, str]]) -> dic
                 (*[value for pair in chunk for value in pair], sid),
             )
             found.update((record_id, bool(added)) for record_id, added in cursor.fetchall())
-    finally:
-        cursor.close()
     return found
 
 
@@ -86,16 +106,22 @@ def changes(
     statement = (
         f"SELECT {STORED_COLUMNS} FROM sp_records WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT {int(limit)}"
     )
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
+    with _cursor(conn) as cursor:
         cursor.execute(statement, params)
         return cursor.fetchall()
-    finally:
-        cursor.close()
 
 
 def upsert_records(conn: Connection, rows: Sequence[RecordRow]) -> None:
-    _execute_many(conn, _UPSERT, rows, width=8)
+    """Write new and changed records: one executemany (SQLite) or execute_values (PostgreSQL) a page."""
+    if not rows:
+        return
+    with _cursor(conn) as cursor:
+        if _is_postgres(conn):
+            from psycopg2.extras import execute_values
+
+            execute_values(cursor, _UPSERT.format(values="%s"), rows, page_size=1000)
+        else:
+            cursor.executemany(_UPSERT.format(values=f"({','.join('?' * len(rows[0]))})"), rows)
 
 
 def mark_seen(conn: Connection, sid: int, generation: str, ids: Sequence[str]) -> None:
@@ -130,7 +156,7 @@ def seen_by(conn: Connection, sid: int, generation: str) -> Iterator[None]:
         ]
     else:
         fill = [
-            ("CREATE TEMPORARY TABLE sp_run_seen (record_id VARCHAR(255) PRIMARY KEY) WITHOUT ROWID", ()),
+            ("CREATE TEMPORARY TABLE sp_run_seen (record_id VARCHAR(255) NOT NULL PRIMARY KEY) WITHOUT ROWID", ()),
             (
                 "INSERT INTO sp_run_seen SELECT j.value FROM sp_seen_batches AS b, json_each(b.record_ids) AS j "
                 "WHERE b.stream_id = ? AND b.generation = ? ON CONFLICT DO NOTHING",
@@ -151,19 +177,20 @@ def seen_by(conn: Connection, sid: int, generation: str) -> Iterator[None]:
 def unseen(conn: Connection, sid: int, after: str, started: str, limit: int) -> list[str]:
     """Up to `limit` ids after `after`, in id order, of live records written before `started` and not in
     `sp_run_seen` (see `seen_by`)."""
-    mark = _mark(conn)
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
+    if _is_postgres(conn):
+        mark, not_seen = "%s", "NOT EXISTS (SELECT 1 FROM sp_run_seen AS s WHERE s.record_id = r.record_id)"
+    else:
+        # NOT IN lets SQLite test the id on the index before it reads the row: 0.67 -> 0.39 s a million.
+        # (On PostgreSQL a NOT IN over more ids than work_mem holds is re-scanned for every row.)
+        mark, not_seen = "?", "r.record_id NOT IN (SELECT record_id FROM sp_run_seen)"
+    with _cursor(conn) as cursor:
         cursor.execute(
             f"SELECT r.record_id FROM sp_records AS r WHERE r.stream_id = {mark} AND r.record_id > {mark} "
-            f"AND r.deleted_at IS NULL AND r.last_modified_at < {mark} "
-            "AND NOT EXISTS (SELECT 1 FROM sp_run_seen AS s WHERE s.record_id = r.record_id) "
+            f"AND {not_seen} AND r.deleted_at IS NULL AND r.last_modified_at < {mark} "
             f"ORDER BY r.record_id LIMIT {int(limit)}",
             (sid, after, started),
         )
         return [record_id for (record_id,) in cursor.fetchall()]
-    finally:
-        cursor.close()
 
 
 def forget_seen(conn: Connection, sid: int, keep_generation: str | None = None) -> None:
@@ -175,18 +202,6 @@ def forget_seen(conn: Connection, sid: int, keep_generation: str | None = None) 
         conn.exec_driver_sql(
             f"DELETE FROM sp_seen_batches WHERE stream_id = {mark} AND generation <> {mark}", (sid, keep_generation)
         )
-
-
-def _execute_many(conn: Connection, template: str, rows: Sequence[tuple], width: int) -> None:
-    if not rows:
-        return
-    if _is_postgres(conn):
-        from psycopg2.extras import execute_values
-
-        with conn.connection.dbapi_connection.cursor() as cursor:
-            execute_values(cursor, template.format(values="%s"), rows, page_size=1000)
-    else:
-        conn.exec_driver_sql(template.format(values=f"({','.join('?' * width)})"), rows)
 
 
 class PlannerStatistics:
@@ -218,6 +233,16 @@ class PlannerStatistics:
 
 def _is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
+
+
+@contextmanager
+def _cursor(conn: Connection) -> Iterator[Any]:
+    """The DBAPI cursor under `conn`: plain tuples, no SQLAlchemy result processing."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
 
 
 def _mark(conn: Connection) -> str:

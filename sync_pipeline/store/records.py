@@ -138,7 +138,7 @@ class RecordsCache:
         stamp = to_iso(now)
         counts = ChangeCounts()
         with self.engine.begin() as conn:
-            seq = _lock_stream(conn, sid)
+            seq = bulk.lock_stream(conn, sid)
             changes = bulk.changed(conn, sid, [(record.id, record.hash) for record in batch])
             rows: list[bulk.RecordRow] = []
             unchanged: list[str] = []
@@ -153,7 +153,7 @@ class RecordsCache:
             counts.updated = len(changes) - counts.added
             if rows:
                 bulk.upsert_records(conn, rows)
-                _release_stream(conn, sid, seq, live_delta=counts.added)
+                bulk.release_stream(conn, sid, seq, live_delta=counts.added)
             if generation is not None:
                 bulk.mark_seen(conn, sid, generation, unchanged)
         self._statistics.wrote(len(rows))
@@ -169,7 +169,7 @@ class RecordsCache:
         """Merge partial records into the stored ones; ids not stored (or deleted) are skipped."""
         sid = self.stream_id(key)
         with self.engine.begin() as conn:
-            _lock_stream(conn, sid)
+            bulk.lock_stream(conn, sid)
             ids = [str(p["id"]) for p in partials]
             rows = conn.execute(
                 select(records.c.record_id, records.c.payload).where(
@@ -188,7 +188,7 @@ class RecordsCache:
         sid = self.stream_id(key)
         stamp = to_iso(now)
         with self.engine.begin() as conn:
-            seq = _lock_stream(conn, sid)
+            seq = bulk.lock_stream(conn, sid)
             live = conn.execute(
                 select(records.c.record_id)
                 .where(
@@ -216,7 +216,7 @@ class RecordsCache:
             with bulk.seen_by(conn, sid, generation):
                 while True:
                     with conn.begin():
-                        seq = _lock_stream(conn, sid)
+                        seq = bulk.lock_stream(conn, sid)
                         ids = bulk.unseen(conn, sid, after, started, chunk)
                         _mark_deleted(conn, sid, ids, seq, stamp)
                     deleted += len(ids)
@@ -233,7 +233,7 @@ class RecordsCache:
         if sid is None:
             return
         with self.engine.begin() as conn:
-            _lock_stream(conn, sid)
+            bulk.lock_stream(conn, sid)
             conn.execute(delete(records).where(records.c.stream_id == sid))
             bulk.forget_seen(conn, sid)
             conn.execute(update(streams).where(streams.c.id == sid).values(live_count=0))
@@ -331,22 +331,6 @@ class PrepareFn:  # pragma: no cover - typing aid only
 
 
 
-def _lock_stream(conn: Connection, sid: int) -> int:
-    """Take the stream's row lock for this transaction and return its last sequence number."""
-    return conn.execute(
-        update(streams).where(streams.c.id == sid).values(last_seq=streams.c.last_seq).returning(streams.c.last_seq)
-    ).scalar_one()
-
-
-def _release_stream(conn: Connection, sid: int, seq: int, live_delta: int) -> None:
-    """Store the stream's new last sequence number and adjust its count of live records."""
-    conn.execute(
-        update(streams)
-        .where(streams.c.id == sid)
-        .values(last_seq=seq, live_count=streams.c.live_count + live_delta)
-    )
-
-
 def _mark_deleted(conn: Connection, sid: int, ids: Sequence[str], seq: int, stamp: str) -> int:
     if not ids:
         return seq
@@ -357,5 +341,5 @@ def _mark_deleted(conn: Connection, sid: int, ids: Sequence[str], seq: int, stam
         [{"rid": record_id, "new_seq": seq + n} for n, record_id in enumerate(ids, start=1)],
     )
     seq += len(ids)
-    _release_stream(conn, sid, seq, live_delta=-len(ids))
+    bulk.release_stream(conn, sid, seq, live_delta=-len(ids))
     return seq
