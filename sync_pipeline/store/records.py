@@ -136,28 +136,22 @@ class RecordsCache:
         """
         sid = self.stream_id(key)
         stamp = to_iso(now)
-        counts = ChangeCounts()
         with self.engine.begin() as conn:
             seq = bulk.lock_stream(conn, sid)
             changes = bulk.changed(conn, sid, [(record.id, record.hash) for record in batch])
-            rows: list[bulk.RecordRow] = []
-            unchanged: list[str] = []
-            for record in batch:
-                added = changes.get(record.id)
-                if added is None:
-                    unchanged.append(record.id)
-                    continue
-                seq += 1
-                rows.append((sid, record.id, seq, record.payload, record.hash, stamp, stamp, ADDED if added else UPDATED))
-            counts.added = sum(changes.values())
-            counts.updated = len(changes) - counts.added
+            written = [record for record in batch if record.id in changes]
+            rows: list[bulk.RecordRow] = [
+                (sid, r.id, seq + n, r.payload, r.hash, stamp, stamp, ADDED if changes[r.id] else UPDATED)
+                for n, r in enumerate(written, start=1)
+            ]
+            added = sum(changes.values())
             if rows:
                 bulk.upsert_records(conn, rows)
-                bulk.release_stream(conn, sid, seq, live_delta=counts.added)
+                bulk.release_stream(conn, sid, seq + len(rows), live_delta=added)
             if generation is not None:
-                bulk.mark_seen(conn, sid, generation, unchanged)
+                bulk.mark_seen(conn, sid, generation, [record.id for record in batch if record.id not in changes])
         self._statistics.wrote(len(rows))
-        return counts
+        return ChangeCounts(added=added, updated=len(changes) - added)
 
     def merge(
         self,

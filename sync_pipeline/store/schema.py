@@ -23,6 +23,10 @@ metadata = MetaData()
 
 Timestamp = String(32)
 
+# Record ids are opaque: compared and ordered byte by byte, as SQLite does. On PostgreSQL that is the "C"
+# collation; a locale's (even C.UTF-8) goes through strcoll on every comparison of every index lookup.
+RecordId = String(255).with_variant(String(255, collation="C"), "postgresql")
+
 connections = Table(
     "sp_connections",
     metadata,
@@ -75,7 +79,7 @@ records = Table(
     "sp_records",
     metadata,
     Column("stream_id", Integer, primary_key=True),
-    Column("record_id", String(255), primary_key=True),
+    Column("record_id", RecordId, primary_key=True),
     Column("seq", BigInteger, nullable=False),
     Column("payload", Text),  # NULL once pruned
     Column("hash", String(32), nullable=False),
