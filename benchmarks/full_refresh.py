@@ -159,6 +159,9 @@ def peak_rss_mb() -> float:
 
 
 def measure(contender: str, url: str, records: int, version: int, workdir: str) -> dict:
+    # The previous run's writes reach the disk first: the kernel's writeback of a 1M-record run (~600 MB)
+    # would otherwise land inside the next run's timing (SQLite's checkpoint fsync waits for it).
+    os.sync()
     command = [
         sys.executable, __file__, "--child", contender, "--url", url, "--records", str(records),
         "--version", str(version), "--workdir", workdir,
