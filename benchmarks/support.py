@@ -38,18 +38,29 @@ class BenchContact(BaseModel):
     updated_at: str
 
 
+# The fields that cycle are built once: generating a record is the fake provider's cost, paid inside every
+# contender's timing, so it is kept small (1.1 us a record instead of 2.0 us of f-strings).
+_FIRST = [f"First{i}" for i in range(9973)]
+_LAST = [f"Last{i}" for i in range(7919)]
+_EMAIL_DOMAIN = [f"@example{i}.com" for i in range(97)]
+_COMPANY = [f"Company {i} Incorporated" for i in range(5003)]
+_PHONE_AREA = [f"+1-555-{i:03d}-" for i in range(1000)]
+_PHONE_LINE = [f"{i:04d}" for i in range(10000)]
+_CITY = [f"City number {i}" for i in range(301)]
+
+
 def record(n: int, version: int) -> dict:
     """Contact n as of run `version`: ~300 bytes of JSON. 1% change in run 2."""
     edited = version > 1 and n % 100 == 0
     return {
         "id": f"contact-{n:08d}",
-        "first_name": f"First{n % 9973}",
-        "last_name": f"Last{n % 7919}{'-edited' if edited else ''}",
-        "email": f"person{n}@example{n % 97}.com",
-        "company": f"Company {n % 5003} Incorporated",
+        "first_name": _FIRST[n % 9973],
+        "last_name": _LAST[n % 7919] + "-edited" if edited else _LAST[n % 7919],
+        "email": f"person{n}{_EMAIL_DOMAIN[n % 97]}",
+        "company": _COMPANY[n % 5003],
         "title": "Senior Vice President of Something Important",
-        "phone": f"+1-555-{n % 1000:03d}-{n % 10000:04d}",
-        "city": f"City number {n % 301}",
+        "phone": _PHONE_AREA[n % 1000] + _PHONE_LINE[n % 10000],
+        "city": _CITY[n % 301],
         "country": "United States of America",
         "score": n % 1000,
         "updated_at": "2026-02-01T00:00:00Z" if edited else "2026-01-01T00:00:00Z",
