@@ -5,8 +5,10 @@ serve` starts in its own process on 127.0.0.1, and an httpx client pages through
 `limit=1000` following `next_cursor`; then it asks for single pages after cursors taken from the
 middle of the stream and reports their p50 and p99.
 
-    python benchmarks/records_api.py
+    python benchmarks/records_api.py                       # on SQLite
     python benchmarks/records_api.py --records 100000
+    SYNC_PIPELINE_BENCH_DATABASE_URL=postgresql+psycopg2://postgres@127.0.0.1:5432/postgres \
+        python benchmarks/records_api.py                   # also on PostgreSQL
 """
 
 from __future__ import annotations
@@ -22,11 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-from support import database  # a sibling module of this script
+from support import backends, database  # a sibling module of this script
 
 from sync_pipeline.store import Connection, PreparedRecord, Store, StreamKey, utcnow
 
@@ -124,15 +125,21 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=300)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as workdir, ExitStack() as stack:
+    for name, server in backends():
+        with database(server) as url:
+            measure(name, url, args)
+
+
+def measure(backend: str, url: str, args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as workdir:
         home = Path(workdir) / "dagster_home"
         home.mkdir()
-        url = stack.enter_context(database(os.environ.get("SYNC_PIPELINE_BENCH_DATABASE_URL") or None))
         env = {**os.environ, "DAGSTER_HOME": str(home), "SYNC_PIPELINE_DATABASE_URL": url, "SYNC_PIPELINE_SECRET_KEY": SECRET}
         store = Store.from_url(url)
         store.connections.upsert(Connection("slack", "bench", credentials={"type": "NONE"}))
-        print(f"filling the cache with {args.records:,} records ...", flush=True)
+        print(f"{backend}: filling the cache with {args.records:,} records ...", flush=True)
         fill(store, args.records)
+        store.engine.dispose()
         port = free_port()
         server = start_server(env, port)
         headers = {"Authorization": f"Bearer {SECRET}", "Connection-Id": "bench", "Provider-Config-Key": "slack"}
@@ -145,7 +152,6 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
-    backend = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     print(f"records API on {backend}, limit={args.limit}")
     print(f"  streamed {count:,} records to httpx in {streamed:.2f} s: {count / streamed:,.0f} records/s")
     print(f"  paged and parsed them (stdlib json) in {seconds:.2f} s: {count / seconds:,.0f} records/s")
