@@ -153,6 +153,16 @@ def test_a_run_resumed_after_its_deletes_still_knows_what_its_first_attempt_saw(
     assert store.records.count_live(KEY) == 8
 
 
+def test_ids_that_json_escapes_are_still_recognised_as_seen(store):
+    ids = ['quote"d', "back\\slash", "ünïcødé-👍", "tab\tand\nnewline", "comma,{brace}[bracket]"]
+    store.records.save(KEY, [prepared(i) for i in ids], utcnow() - timedelta(hours=1))
+    started = utcnow()
+    store.records.save(KEY, [prepared(i) for i in ids], utcnow(), generation="g")
+
+    assert store.records.delete_unseen(KEY, "g", started, utcnow()) == 0
+    assert store.records.count_live(KEY) == len(ids)
+
+
 def test_seen_marks_of_finished_runs_do_not_accumulate(store):
     from sqlalchemy import func, select
 
