@@ -128,10 +128,11 @@ def mark_seen(conn: Connection, sid: int, generation: str, ids: Sequence[str]) -
     """Remember that run `generation` saw `ids` unchanged: one row for the whole batch."""
     if ids:
         mark = _mark(conn)
-        conn.exec_driver_sql(
-            f"INSERT INTO sp_seen_batches (stream_id, generation, record_ids) VALUES ({mark}, {mark}, {mark})",
-            (sid, generation, json.dumps(ids, separators=(",", ":"))),
-        )
+        with _cursor(conn) as cursor:
+            cursor.execute(
+                f"INSERT INTO sp_seen_batches (stream_id, generation, record_ids) VALUES ({mark}, {mark}, {mark})",
+                (sid, generation, json.dumps(ids, separators=(",", ":"))),
+            )
 
 
 @contextmanager

@@ -163,6 +163,16 @@ def test_ids_that_json_escapes_are_still_recognised_as_seen(store):
     assert store.records.count_live(KEY) == len(ids)
 
 
+def test_saving_into_a_stream_deleted_by_another_process_says_so(store):
+    from sync_pipeline.store import RecordsCache
+
+    store.records.save(KEY, [prepared("1")], utcnow())
+    RecordsCache(store.engine).drop_streams(KEY.integration, KEY.connection_id)  # e.g. the API deleting it
+
+    with pytest.raises(LookupError, match="no longer exists"):
+        store.records.save(KEY, [prepared("2")], utcnow())
+
+
 def test_seen_marks_of_finished_runs_do_not_accumulate(store):
     from sqlalchemy import func, select
 
