@@ -61,7 +61,7 @@ class RetryTransport(httpx.BaseTransport):
                 continue
             if last or not _should_retry(response):
                 return response
-            wait = _server_wait(response)
+            wait = server_wait(response)
             if wait is not None and wait > self._policy.max_wait:
                 return response
             response.read()
@@ -93,7 +93,7 @@ def _should_retry(response: httpx.Response) -> bool:
     )
 
 
-def _server_wait(response: httpx.Response) -> float | None:
+def server_wait(response: httpx.Response) -> float | None:
     """Seconds the server asked us to wait, from Retry-After (seconds or HTTP date) or X-RateLimit-Reset."""
     retry_after = response.headers.get("retry-after")
     if retry_after:

@@ -1,4 +1,5 @@
-"""The delivery log (`sp_webhook_deliveries`) and delivery: signed POSTs, concurrent, retried with backoff."""
+"""The delivery log (`sp_webhook_deliveries`) and delivery: signed POSTs, concurrent, retried with backoff
+(or later, when the receiver's Retry-After asks for longer)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import Engine, bindparam, select, update
 
+from sync_pipeline.sdk.http import server_wait
 from sync_pipeline.store import to_iso, utcnow
 from sync_pipeline.store.database import dialect_insert
 from sync_pipeline.store.schema import deliveries
@@ -50,6 +52,7 @@ class Attempt:
     delivered: bool
     error: str | None = None
     retryable: bool = False
+    retry_after: float | None = None  # seconds the receiver asked for (Retry-After), if it did
 
 
 class DeliveryLog:
@@ -138,7 +141,7 @@ def _after_attempt(attempts: int, attempt: Attempt, now: datetime, max_attempts:
     if attempt.delivered:
         status, next_at = DELIVERED, now
     elif attempt.retryable and attempts < max_attempts:
-        status, next_at = PENDING, now + backoff(attempts)
+        status, next_at = PENDING, now + max(backoff(attempts), _asked_wait(attempt))
     else:
         status, next_at = FAILED, now
     return {
@@ -148,6 +151,11 @@ def _after_attempt(attempts: int, attempt: Attempt, now: datetime, max_attempts:
         "last_error": attempt.error,
         "updated_at": to_iso(now),
     }
+
+
+def _asked_wait(attempt: Attempt) -> timedelta:
+    """A receiver's Retry-After, honoured up to the longest backoff so a far date cannot park a delivery."""
+    return timedelta(seconds=min(attempt.retry_after or 0.0, MAX_BACKOFF_SECONDS))
 
 
 def backoff(attempts: int) -> timedelta:
@@ -170,7 +178,12 @@ def post(client: httpx.Client, delivery: Delivery, signing_key: str | None) -> A
     if response.is_success:
         return Attempt(True)
     retryable = response.status_code >= 500 or response.status_code in RETRYABLE_STATUSES
-    return Attempt(False, f"HTTP {response.status_code}: {response.text[:200]}", retryable=retryable)
+    return Attempt(
+        False,
+        f"HTTP {response.status_code}: {response.text[:200]}",
+        retryable=retryable,
+        retry_after=server_wait(response) if retryable else None,
+    )
 
 
 def deliver_due(

@@ -63,6 +63,21 @@ def test_429_and_408_are_retried(store, webhook_receiver):
     assert deliver_due(log, "key") == {DELIVERED: 0, PENDING: 2, FAILED: 0}
 
 
+def test_a_receivers_retry_after_is_honoured_when_longer_than_the_backoff(store, webhook_receiver):
+    log = DeliveryLog(store.engine)
+    waits = {}
+    for delivery_id, status, retry_after in [("slow", 503, "300"), ("fast", 429, "1"), ("far", 503, "86400")]:
+        log.enqueue(delivery_id, webhook_receiver.url, "{}")
+        webhook_receiver.fail_next(status, headers={"Retry-After": retry_after})
+        before = utcnow()
+        assert deliver_due(log, "key") == {DELIVERED: 0, PENDING: 1, FAILED: 0}
+        waits[delivery_id] = (from_iso(log.get(delivery_id).next_attempt_at) - before).total_seconds()
+
+    assert 300 <= waits["slow"] < 310  # asked for 300 s, more than the first backoff of 10 s
+    assert 10 <= waits["fast"] < 20  # asked for 1 s: the backoff still applies
+    assert 3600 <= waits["far"] < 3610  # asked for a day: capped at the longest backoff
+
+
 def test_no_signing_key_sends_no_signature_headers():
     assert signature_headers(b"{}", None) == {}
 
