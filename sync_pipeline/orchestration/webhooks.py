@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from dagster import (
     AssetKey,
@@ -31,7 +31,7 @@ from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.state import asset_key, read_partition_state
 from sync_pipeline.sdk.declaration import Registry, SyncDefinition
 from sync_pipeline.settings import WebhookSettings
-from sync_pipeline.store import PartitionRow, Store, from_iso
+from sync_pipeline.store import PartitionRow, Store, from_iso, utcnow
 from sync_pipeline.store.schema import connections
 from sync_pipeline.webhooks.delivery import DeliveryLog, deliver_due
 from sync_pipeline.webhooks.payloads import INITIAL, INCREMENTAL, SyncSubject, failure_body, success_body
@@ -41,8 +41,12 @@ PAGE = 1000  # events read per asset key and tick; the rest come at the next tic
 DELIVERY_BUDGET_SECONDS = 30.0  # ticks time out after 60 s
 DELIVERY_ID_LIMIT = 64  # the column's width
 # On PostgreSQL concurrent runs can commit events out of storage-id order: an event may appear below a
-# cursor already read past. Each tick re-reads this many ids behind its cursor; enqueueing is idempotent.
+# cursor already read past. Each tick re-reads this many ids behind its cursor; enqueueing is idempotent
+# because the delivery log remembers each delivery id. Only events of the last hour are taken again: a
+# late commit is seconds late, and the log forgets finished deliveries after days (see `prune`), after
+# which an old event read again would be sent again.
 LOOKBACK_IDS = 200
+LOOKBACK_AGE = timedelta(hours=1)
 
 
 @dataclass
@@ -50,6 +54,7 @@ class TickReport:
     cursor: int
     enqueued: int = 0
     delivered: dict[str, int] = field(default_factory=dict)
+    pruned: int = 0
 
 
 def build_webhook_sensor(registry: Registry):
@@ -64,8 +69,11 @@ def build_webhook_sensor(registry: Registry):
     def sync_pipeline_webhooks(context: SensorEvaluationContext, sync_pipeline: SyncPipelineResource) -> SensorResult:
         cursor = int(context.cursor) if context.cursor else 0
         report = run_webhook_tick(context.instance, sync_pipeline.store(), registry, WebhookSettings.from_env(), cursor)
-        if report.enqueued or any(report.delivered.values()):
-            context.log.info(f"webhooks: {report.enqueued} new; attempts by outcome {report.delivered}")
+        if report.enqueued or any(report.delivered.values()) or report.pruned:
+            context.log.info(
+                f"webhooks: {report.enqueued} new; attempts by outcome {report.delivered}; "
+                f"{report.pruned} old finished deliveries forgotten"
+            )
         return SensorResult(cursor=str(report.cursor))
 
     return sync_pipeline_webhooks
@@ -81,12 +89,14 @@ def run_webhook_tick(
     now: datetime | None = None,
     budget_seconds: float = DELIVERY_BUDGET_SECONDS,
 ) -> TickReport:
-    """Enqueue the webhooks of events after `cursor`, then attempt every due delivery; returns the new cursor."""
+    """Enqueue the webhooks of events after `cursor`, attempt every due delivery, forget old finished ones."""
     log = DeliveryLog(store.engine)
     collector = _Collector(instance, store, registry, settings, log)
-    report = TickReport(cursor=collector.collect(cursor))
+    report = TickReport(cursor=collector.collect(cursor, now or utcnow()))
     report.enqueued = collector.enqueued
+    # Without a given `now`, each step takes its own: what was just enqueued is due to deliver_due.
     report.delivered = deliver_due(log, settings.signing_key, now=now, budget_seconds=budget_seconds)
+    report.pruned = log.prune(now or utcnow())
     return report
 
 
@@ -108,10 +118,10 @@ class _Collector:
         self._pending: list[tuple[str, str, str]] = []
         self.enqueued = 0
 
-    def collect(self, cursor: int) -> int:
+    def collect(self, cursor: int, now: datetime) -> int:
         materializations, failures, new_cursor = self._read(cursor)
         if cursor:
-            late_materializations, late_failures = self._read_late(cursor)
+            late_materializations, late_failures = self._read_late(cursor, since=(now - LOOKBACK_AGE).timestamp())
             materializations += late_materializations
             failures += late_failures
         for record in materializations:
@@ -146,8 +156,9 @@ class _Collector:
         failures = list(batches[-1].records)
         return records, failures, new_cursor
 
-    def _read_late(self, cursor: int) -> tuple[list[EventLogRecord], list[EventLogRecord]]:
-        """Events with ids just below `cursor`, in case one committed after a later one was read."""
+    def _read_late(self, cursor: int, since: float) -> tuple[list[EventLogRecord], list[EventLogRecord]]:
+        """Recent events (after the `since` timestamp) with ids just below `cursor`, in case one committed
+        after a later one was read."""
         after, before = max(0, cursor - LOOKBACK_IDS), cursor + 1
         materializations = [
             record
@@ -161,7 +172,10 @@ class _Collector:
             RunStatusChangeRecordsFilter(DagsterEventType.RUN_FAILURE, after_storage_id=after, before_storage_id=before),
             limit=LOOKBACK_IDS,
         ).records
-        return materializations, list(failures)
+        return (
+            [record for record in materializations if record.timestamp >= since],
+            [record for record in failures if record.timestamp >= since],
+        )
 
     def _materialization(self, record: EventLogRecord) -> None:
         event = record.asset_event

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, delete, select, update
 
 from sync_pipeline.sdk.http import server_wait
 from sync_pipeline.store import to_iso, utcnow
@@ -28,6 +28,9 @@ WORKERS = 16
 RETRYABLE_STATUSES = {408, 429}
 ERROR_TEXT_LIMIT = 500
 INSERT_CHUNK = 500
+KEEP_DELIVERED = timedelta(days=7)
+KEEP_FAILED = timedelta(days=30)  # longer: a failure is what someone comes to look at
+PRUNE_CHUNK = 10_000
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +125,24 @@ class DeliveryLog:
             with self.engine.begin() as conn:
                 conn.execute(statement, bound)
         return [row["status"] for row in rows]
+
+    def prune(self, now: datetime) -> int:
+        """Forget finished deliveries: delivered ones after 7 days, failed ones after 30; pending ones never.
+
+        At most `PRUNE_CHUNK` of each per call, so a first prune of a long log does not hold a tick.
+        """
+        removed = 0
+        with self.engine.begin() as conn:
+            for status, keep in ((DELIVERED, KEEP_DELIVERED), (FAILED, KEEP_FAILED)):
+                # A finished delivery's next_attempt_at is when it finished (see _after_attempt): the
+                # (status, next_attempt_at) index finds the old ones.
+                old = (
+                    select(deliveries.c.delivery_id)
+                    .where(deliveries.c.status == status, deliveries.c.next_attempt_at < to_iso(now - keep))
+                    .limit(PRUNE_CHUNK)
+                )
+                removed += conn.execute(delete(deliveries).where(deliveries.c.delivery_id.in_(old))).rowcount
+        return removed
 
     def get(self, delivery_id: str) -> Delivery | None:
         with self.engine.connect() as conn:

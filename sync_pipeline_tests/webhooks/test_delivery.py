@@ -78,6 +78,25 @@ def test_a_receivers_retry_after_is_honoured_when_longer_than_the_backoff(store,
     assert 3600 <= waits["far"] < 3610  # asked for a day: capped at the longest backoff
 
 
+def test_finished_deliveries_are_forgotten_after_a_week_failures_after_a_month(store):
+    log = DeliveryLog(store.engine)
+    now = utcnow()
+    finished = {
+        "delivered-8-days-ago": (Attempt(True), 8),
+        "delivered-yesterday": (Attempt(True), 1),
+        "failed-8-days-ago": (Attempt(False, "HTTP 404"), 8),
+        "failed-31-days-ago": (Attempt(False, "HTTP 404"), 31),
+    }
+    for delivery_id, (attempt, days_ago) in finished.items():
+        log.enqueue(delivery_id, "http://app/hooks", "{}", now - timedelta(days=days_ago))
+        log.record_attempt(delivery_id, attempt, now - timedelta(days=days_ago))
+    log.enqueue("pending-40-days", "http://app/hooks", "{}", now - timedelta(days=40))
+
+    assert log.prune(now) == 2
+
+    assert sorted(d.delivery_id for d in log.list()) == ["delivered-yesterday", "failed-8-days-ago", "pending-40-days"]
+
+
 def test_no_signing_key_sends_no_signature_headers():
     assert signature_headers(b"{}", None) == {}
 

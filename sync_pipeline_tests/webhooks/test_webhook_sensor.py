@@ -213,6 +213,19 @@ def test_a_receiver_failing_twice_gets_the_same_delivery_three_times(app, sensor
     assert (delivery.status, delivery.attempts, delivery.last_error) == (DELIVERED, 3, None)
 
 
+def test_a_delivered_webhook_is_forgotten_after_a_week_and_never_sent_again(app, sensor, acme, webhook_receiver, store):
+    acme.put("c1", "Ada")
+    app.run("acme", "contacts", "conn-1")
+    sensor.tick()
+    assert len(webhook_receiver.received()) == 1
+
+    sensor.tick_at(timedelta(days=8))  # the delivery is forgotten
+    assert DeliveryLog(store.engine).list() == []
+    sensor.tick_at(timedelta(days=8, seconds=5))  # its event is still just behind the cursor
+
+    assert len(webhook_receiver.received()) == 1
+
+
 def test_a_dead_receiver_does_not_hold_up_deliveries_to_another(app, sensor, acme, webhook_receiver, store):
     dead = f"http://127.0.0.1:{closed_port()}/hooks"
     app.connect("acme", "conn-2", base_url=acme.url, credentials={"type": "API_KEY", "apiKey": acme.token})
