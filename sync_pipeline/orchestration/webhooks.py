@@ -42,11 +42,11 @@ DELIVERY_BUDGET_SECONDS = 30.0  # ticks time out after 60 s
 DELIVERY_ID_LIMIT = 64  # the column's width
 # On PostgreSQL concurrent runs can commit events out of storage-id order: an event may appear below a
 # cursor already read past. Each tick re-reads this many ids behind its cursor; enqueueing is idempotent
-# because the delivery log remembers each delivery id. Only events of the last hour are taken again: a
-# late commit is seconds late, and the log forgets finished deliveries after days (see `prune`), after
-# which an old event read again would be sent again.
+# because the delivery log remembers each delivery id. Only events of the last day are taken again: a
+# late commit is seconds late (a day also covers a daemon down right after it), and the log forgets
+# finished deliveries after a week (see `prune`), after which an old event read again would be re-sent.
 LOOKBACK_IDS = 200
-LOOKBACK_AGE = timedelta(hours=1)
+LOOKBACK_AGE = timedelta(days=1)
 
 
 @dataclass
