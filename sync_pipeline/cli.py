@@ -1,4 +1,4 @@
-"""The `sync-pipeline` command: `dev` (Dagster and the API together), `serve` (the API), `deliveries`."""
+"""The `sync-pipeline` command: `dev` (Dagster and the API together), `serve` (the API), `deliveries`, `rotate-key`."""
 
 from __future__ import annotations
 
@@ -70,6 +70,31 @@ def deliveries(status: str | None, limit: int) -> None:
     prepare_environment()
     log = DeliveryLog(store_for(database_url()).engine)
     click.echo(deliveries_table(log.list(status=status, limit=limit)))
+
+
+@main.command(name="rotate-key")
+def rotate_key() -> None:
+    """Encrypt every stored secret again with the first key of SYNC_PIPELINE_ENCRYPTION_KEY.
+
+    Rotate a key by setting SYNC_PIPELINE_ENCRYPTION_KEY=<new key>,<old key> everywhere, running this, and
+    then dropping the old key. Secrets stored in plain text get encrypted. Exits 1 if some cannot be read.
+    """
+    from sync_pipeline.orchestration.resources import store_for
+    from sync_pipeline.store import ENCRYPTION_KEY_VARIABLE, EncryptionKeyError
+
+    prepare_environment()
+    if not os.environ.get(ENCRYPTION_KEY_VARIABLE, "").strip():
+        raise click.ClickException(f"{ENCRYPTION_KEY_VARIABLE} is not set: there is no key to encrypt with")
+    try:
+        report = store_for(database_url()).connections.reencrypt()
+    except EncryptionKeyError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{report.reencrypted} connections encrypted with the first key of {ENCRYPTION_KEY_VARIABLE}")
+    if report.unreadable:
+        names = ", ".join(f"{connection_id} ({integration})" for integration, connection_id in report.unreadable)
+        raise click.ClickException(
+            f"{len(report.unreadable)} connections left as they were: no configured key decrypts their secrets: {names}"
+        )
 
 
 def prepare_environment() -> dict[str, str]:

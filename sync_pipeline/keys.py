@@ -19,6 +19,8 @@ def validate_connection_id(connection_id: str) -> str:
         raise InvalidPartitionKey(
             f"connection id {connection_id!r} must be 1 to 255 characters of letters, digits and . _ @ + = -"
         )
+    if connection_id in (".", ".."):  # a URL path segment of its own: clients normalise it away before sending
+        raise InvalidPartitionKey(f"connection id {connection_id!r} is not allowed: it cannot be named in a URL path")
     return connection_id
 
 

@@ -8,10 +8,11 @@ from pydantic import AnyHttpUrl, ConfigDict, Field
 from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, endpoint
-from sync_pipeline.api.errors import not_found, parse
+from sync_pipeline.api.errors import ApiError, not_found, parse
 from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey
 from sync_pipeline.orchestration.lifecycle import delete_connection, register_connection
-from sync_pipeline.store import Connection, utcnow
+from sync_pipeline.sdk.declaration import Integration
+from sync_pipeline.store import Connection, ConnectionSummary, CredentialsError, utcnow
 from sync_pipeline.store.database import to_iso
 
 
@@ -88,15 +89,23 @@ def import_connection(call: Call) -> dict[str, Any]:
 
 @endpoint
 def list_connections(call: Call) -> dict[str, Any]:
+    """Every connection (or those of one integration or id), without credentials: nothing is decrypted."""
     query = parse(ListQuery, dict(call.query), "query")
-    found = call.services.store.connections.list(query.integrationId, query.connectionId)
+    found = call.services.store.connections.summaries(query.integrationId, query.connectionId)
     return {"connections": [summary(connection) for connection in found]}
 
 
 @endpoint
 def get_connection(call: Call) -> dict[str, Any]:
-    """The connection with its credentials, as Nango answers it (the caller holds the secret key)."""
-    connection = _existing(call)
+    """The connection with its credentials, as Nango answers it (the caller holds the secret key).
+
+    409 `credentials_unreadable` when they cannot be decrypted with the configured key(s): the connection exists,
+    and the message says which key problem keeps it from being read.
+    """
+    try:
+        connection = _existing(call)
+    except CredentialsError as error:
+        raise ApiError(409, "credentials_unreadable", str(error)) from None
     call.services.store.connections.touch_fetched(connection.integration, connection.connection_id)
     connection.last_fetched_at = to_iso(utcnow())
     return detail(connection)
@@ -104,10 +113,10 @@ def get_connection(call: Call) -> dict[str, Any]:
 
 @endpoint
 def remove_connection(call: Call) -> dict[str, Any]:
-    """Delete the connection with its partitions, schedules and records."""
-    connection = _existing(call)
-    integration = call.services.integration(connection.integration)
-    delete_connection(call.services.instance, call.services.store, integration, connection.connection_id)
+    """Delete the connection with its partitions, schedules and records (its secrets need not be readable)."""
+    connection_id, integration = _named(call)
+    if not delete_connection(call.services.instance, call.services.store, integration, connection_id):
+        raise _unknown(integration.name, connection_id)
     return {"success": True}
 
 
@@ -132,16 +141,24 @@ def _set_metadata(call: Call, *, merge: bool) -> dict[str, Any]:
     return raw
 
 
-def _existing(call: Call) -> Connection:
+def _named(call: Call) -> tuple[str, Integration]:
     connection_id = parse(ConnectionPath, call.path_params, "path").connection_id
-    integration = call.services.integration(parse(ConnectionQuery, dict(call.query), "query").provider_config_key)
+    return connection_id, call.services.integration(parse(ConnectionQuery, dict(call.query), "query").provider_config_key)
+
+
+def _existing(call: Call) -> Connection:
+    connection_id, integration = _named(call)
     connection = call.services.store.connections.get(integration.name, connection_id)
     if connection is None:
-        raise not_found("unknown_connection", f"there is no connection {connection_id!r} of {integration.name!r}")
+        raise _unknown(integration.name, connection_id)
     return connection
 
 
-def summary(connection: Connection) -> dict[str, Any]:
+def _unknown(integration: str, connection_id: str) -> ApiError:
+    return not_found("unknown_connection", f"there is no connection {connection_id!r} of {integration!r}")
+
+
+def summary(connection: ConnectionSummary) -> dict[str, Any]:
     return {
         "id": connection.id,
         "connection_id": connection.connection_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
@@ -12,10 +12,18 @@ from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, endpoint
 from sync_pipeline.api.errors import invalid, not_found, parse
-from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict, Variant
+from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict, UtcDateTime, Variant
 from sync_pipeline.sdk.declaration import MODEL_PATTERN, Integration
-from sync_pipeline.store import ChangeQuery, MalformedCursor, StoredRecord, StreamKey, utcnow
-from sync_pipeline.store.cursor import decode_cursor, encode_cursor
+from sync_pipeline.store import (
+    ChangeQuery,
+    ForeignCursor,
+    MalformedCursor,
+    StoredRecord,
+    StreamKey,
+    cursor_encoder,
+    decode_cursor,
+    utcnow,
+)
 from sync_pipeline.store.database import to_iso
 from sync_pipeline.store.records import ACTIONS
 
@@ -48,8 +56,8 @@ class RecordsQuery(Strict):
     cursor: str | None = None
     limit: int = Field(100, ge=1, le=MAX_LIMIT)
     filter: Actions = ()
-    modified_after: datetime | None = None
-    delta: datetime | None = None  # the old name of modified_after
+    modified_after: UtcDateTime | None = None
+    delta: UtcDateTime | None = None  # the old name of modified_after
     ids: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(default_factory=list, max_length=MAX_IDS)
 
 
@@ -67,10 +75,11 @@ def list_records(call: Call) -> Response:
     integration = call.services.integration(headers.provider_config_key)
     key = _stream(integration, headers.connection_id, query.model, query.variant)
     since = query.modified_after or query.delta
+    after_seq = _seq(call, key, query.cursor, "query", "cursor") if query.cursor else 0
     rows = call.services.store.records.changes(
         key,
         ChangeQuery(
-            after_seq=_seq(query.cursor, "query", "cursor") if query.cursor else 0,
+            after_seq=after_seq,
             limit=query.limit + 1,  # one more than asked tells whether there is a next page
             actions=query.filter,
             modified_after=to_iso(since) if since else None,
@@ -81,9 +90,10 @@ def list_records(call: Call) -> Response:
         # Records exist only for existing connections, so an empty page is the only one needing this lookup.
         _connection_exists(call, integration, headers.connection_id)
     page = rows[: query.limit]
-    next_cursor = f'"{encode_cursor(page[-1].seq)}"' if len(rows) > query.limit else "null"
+    encode = cursor_encoder(key)
+    next_cursor = f'"{encode(page[-1].seq)}"' if len(rows) > query.limit else "null"
     # Built as text from the stored JSON: parsing and re-serialising every record would dominate the page time.
-    body = '{"records":[' + ",".join(map(record_json, page)) + '],"next_cursor":' + next_cursor + "}"
+    body = '{"records":[' + ",".join(record_json(row, encode) for row in page) + '],"next_cursor":' + next_cursor + "}"
     return Response(body, media_type="application/json")
 
 
@@ -94,13 +104,13 @@ def prune_records(call: Call) -> dict[str, Any]:
     body = parse(PruneBody, call.json(), "body")
     integration = call.services.integration(headers.provider_config_key)
     key = _stream(integration, headers.connection_id, body.model, body.variant)
-    until = _seq(body.until_cursor, "body", "until_cursor")
+    until = _seq(call, key, body.until_cursor, "body", "until_cursor")
     _connection_exists(call, integration, headers.connection_id)
     count, has_more = call.services.store.records.prune(key, until, utcnow(), limit=body.limit)
     return {"count": count, "has_more": has_more}
 
 
-def record_json(row: StoredRecord) -> str:
+def record_json(row: StoredRecord, encode_cursor: Callable[[int], str]) -> str:
     """One record as JSON text: the stored object with its id as a string, plus `_nango_metadata`."""
     meta = (
         f'"_nango_metadata":{{"first_seen_at":"{row.first_seen_at}","last_modified_at":"{row.last_modified_at}",'
@@ -129,15 +139,22 @@ def _stream(integration: Integration, connection_id: str, model: str, variant: s
     return StreamKey(integration.name, connection_id, model, variant)
 
 
-def _seq(cursor: str, where: str, name: str) -> int:
+def _seq(call: Call, key: StreamKey, cursor: str, where: str, name: str) -> int:
+    """The sequence number a cursor of this stream stands for; 400 for garbage, another stream's cursor, or one
+    from before the stream was deleted (ahead of everything it has handed out since)."""
     try:
-        return decode_cursor(cursor)
+        seq = decode_cursor(cursor, key)
+        if seq > call.services.store.records.last_seq(key):
+            raise ForeignCursor(f"cursor {cursor!r} is ahead of every change of this stream: it was handed out "
+                                "before the connection or variant was deleted and created again; read from the start")
+        return seq
     except MalformedCursor as error:
-        raise invalid(where, name, str(error), code="invalid_cursor") from None  # type: ignore[arg-type]
+        code = "foreign_cursor" if isinstance(error, ForeignCursor) else "invalid_cursor"
+        raise invalid(where, name, str(error), code=code) from None  # type: ignore[arg-type]
 
 
 def _connection_exists(call: Call, integration: Integration, connection_id: str) -> None:
-    if call.services.store.connections.get(integration.name, connection_id) is None:
+    if not call.services.store.connections.exists(integration.name, connection_id):
         raise not_found("unknown_connection", f"there is no connection {connection_id!r} of {integration.name!r}")
 
 

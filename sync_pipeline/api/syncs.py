@@ -229,7 +229,7 @@ def _sync(integration: Integration, name: str, *, status: int) -> SyncDefinition
 
 
 def _require_connection(services: Services, integration: Integration, connection_id: str) -> None:
-    if services.store.connections.get(integration.name, connection_id) is None:
+    if not services.store.connections.exists(integration.name, connection_id):
         raise not_found("unknown_connection", f"there is no connection {connection_id!r} of {integration.name!r}")
 
 

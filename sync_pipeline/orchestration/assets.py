@@ -138,7 +138,7 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
     for model in sync.model_names:
         yield MaterializeResult(
             asset_key=asset_key(sync.integration.name, model),
-            metadata=materialization_metadata(outcome, model, connection_id, variant, mode_name),
+            metadata=materialization_metadata(outcome, sync.integration.name, model, connection_id, variant, mode_name),
         )
 
 

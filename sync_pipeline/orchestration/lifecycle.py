@@ -52,7 +52,7 @@ def register_connection(instance: DagsterInstance, store: Store, integration: In
 
 def delete_connection(instance: DagsterInstance, store: Store, integration: Integration, connection_id: str) -> bool:
     """Delete the connection with every partition (all variants), schedule and record of it."""
-    if store.connections.get(integration.name, connection_id) is None:
+    if not store.connections.exists(integration.name, connection_id):
         return False
     for sync in integration.syncs.values():
         for row in store.partitions.list(integration.name, sync.name, connection_id):

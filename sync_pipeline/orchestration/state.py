@@ -26,7 +26,7 @@ from sync_pipeline.keys import BASE_VARIANT, make_partition_key
 from sync_pipeline.sdk.context import RunLedger
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.runner import PartitionState, Resume, RunOutcome
-from sync_pipeline.store import encode_cursor
+from sync_pipeline.store import StreamKey, encode_cursor
 
 WEBHOOK = "WEBHOOK"
 PAGE = 50
@@ -37,7 +37,7 @@ def asset_key(integration: str, model: str) -> AssetKey:
 
 
 def materialization_metadata(
-    outcome: RunOutcome, model: str, connection_id: str, variant: str, mode: str
+    outcome: RunOutcome, integration: str, model: str, connection_id: str, variant: str, mode: str
 ) -> dict[str, Any]:
     counts = outcome.counts[model]
     return {
@@ -51,7 +51,9 @@ def materialization_metadata(
         "deleted": counts.deleted,
         "invalid_records": outcome.invalid.get(model, 0),
         "total_records": outcome.totals.get(model, 0),
-        "low_watermark": encode_cursor(outcome.low_watermarks[model]),
+        "low_watermark": encode_cursor(
+            outcome.low_watermarks[model], StreamKey(integration, connection_id, model, variant)
+        ),
         "generation": outcome.generation,
         "checkpoint": MetadataValue.json(outcome.checkpoint_to or {}),
         "checkpoint_from": MetadataValue.json(outcome.checkpoint_from or {}),
@@ -159,6 +161,8 @@ def report_webhook_changes(
                 AssetMaterialization(
                     asset_key=asset_key(sync.integration.name, model),
                     partition=make_partition_key(connection_id, BASE_VARIANT),
-                    metadata=materialization_metadata(outcome, model, connection_id, BASE_VARIANT, "webhook"),
+                    metadata=materialization_metadata(
+                        outcome, sync.integration.name, model, connection_id, BASE_VARIANT, "webhook"
+                    ),
                 )
             )

@@ -7,9 +7,10 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
-from sync_pipeline.store.connections import Connection, ConnectionStore, CredentialsError
-from sync_pipeline.store.cursor import MalformedCursor, decode_cursor, encode_cursor
+from sync_pipeline.store.connections import Connection, ConnectionStore, ConnectionSummary, ReencryptReport
+from sync_pipeline.store.cursor import ForeignCursor, MalformedCursor, cursor_encoder, decode_cursor, encode_cursor
 from sync_pipeline.store.database import create_database_engine, from_iso, to_iso, utcnow
+from sync_pipeline.store.encryption import ENCRYPTION_KEY_VARIABLE, CredentialsError, EncryptionKeyError, Keyring
 from sync_pipeline.store.partitions import PartitionRow, PartitionStore
 from sync_pipeline.store.records import (
     ADDED,
@@ -48,6 +49,11 @@ class Store:
 
 
 __all__ = [
+    "ENCRYPTION_KEY_VARIABLE",
+    "ConnectionSummary",
+    "EncryptionKeyError",
+    "Keyring",
+    "ReencryptReport",
     "ADDED",
     "DELETED",
     "UPDATED",
@@ -56,6 +62,7 @@ __all__ = [
     "Connection",
     "ConnectionStore",
     "CredentialsError",
+    "ForeignCursor",
     "MalformedCursor",
     "PartitionRow",
     "PartitionStore",
@@ -64,6 +71,7 @@ __all__ = [
     "Store",
     "StoredRecord",
     "StreamKey",
+    "cursor_encoder",
     "decode_cursor",
     "encode_cursor",
     "from_iso",
