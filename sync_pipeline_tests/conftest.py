@@ -116,6 +116,13 @@ def _wipe(instance: DagsterInstance) -> None:
         instance.delete_instigator_state(sensor_state.instigator_origin_id, sensor_state.selector_id)
 
 
+@pytest.fixture(autouse=True)
+def _private_webhook_urls(monkeypatch) -> None:
+    """The suite's webhook receivers listen on 127.0.0.1, which webhook_url_override may reach only when allowed.
+    Tests of the refusal itself unset it."""
+    monkeypatch.setenv("SYNC_PIPELINE_ALLOW_PRIVATE_WEBHOOK_URLS", "true")
+
+
 @pytest.fixture
 def acme() -> Iterator[AcmeApi]:
     """The generic fake provider of the engine tests, served on 127.0.0.1."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, ConfigDict, Field
+from pydantic import AfterValidator, AnyHttpUrl, ConfigDict, Field
 from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, endpoint
 from sync_pipeline.api.errors import ApiError, not_found, parse
 from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey
+from sync_pipeline.destinations import RefusedDestination, check_url
 from sync_pipeline.orchestration.lifecycle import delete_connection, register_connection
 from sync_pipeline.sdk.declaration import Integration
 from sync_pipeline.store import Connection, ConnectionSummary, CredentialsError, utcnow
@@ -43,13 +44,24 @@ class NoCredentials(_Credentials):
 Credentials = Annotated[OAuth2 | ApiKey | Basic | NoCredentials, Field(discriminator="type")]
 
 
+def _allowed_destination(url: AnyHttpUrl) -> AnyHttpUrl:
+    try:
+        check_url(str(url))
+    except RefusedDestination as error:
+        raise ValueError(str(error)) from None
+    return url
+
+
+WebhookUrl = Annotated[AnyHttpUrl, AfterValidator(_allowed_destination)]
+
+
 class ImportBody(Lenient):
     provider_config_key: ProviderConfigKey
     connection_id: ConnectionId
     credentials: Credentials
     connection_config: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    webhook_url_override: AnyHttpUrl | None = None
+    webhook_url_override: WebhookUrl | None = None
 
 
 class ListQuery(Lenient):
