@@ -36,7 +36,8 @@ def refusal(address: Address, *, allow_private: bool) -> str | None:
         address = address.ipv4_mapped
     if address in METADATA_ADDRESSES or address.is_link_local:
         return f"{address} is a link-local or cloud metadata address"
-    if address.is_unspecified or address.is_multicast or address.is_reserved:
+    # ::1 counts as reserved too (::/8): loopback is judged first, as private.
+    if address.is_unspecified or address.is_multicast or (address.is_reserved and not address.is_loopback):
         return f"{address} is not a unicast address"
     if not allow_private and (address.is_loopback or not address.is_global):
         return (

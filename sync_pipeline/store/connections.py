@@ -137,39 +137,39 @@ class ConnectionStore:
         return [ConnectionSummary(**{**row._mapping, "metadata": loads_stored(row.metadata)}) for row in rows]
 
     def check_encryption_key(self, sample: int = KEY_CHECK_SAMPLE) -> str | None:
-        """Raise EncryptionKeyError when the stored secrets cannot be read at all with the configured keys (none
-        configured, or none of them theirs); return a warning when only some cannot, or some are not encrypted."""
+        """Raise EncryptionKeyError when the configured keys read the secrets of none of the most recently written
+        connections that have encrypted ones; return a warning when only some, or when secrets are not encrypted."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(connections.c.credentials, connections.c.connection_config)
+                select(*(connections.c[name] for name in _SECRET_COLUMNS))
                 .order_by(connections.c.updated_at.desc())
                 .limit(sample)
             ).all()
-        values = [value for row in rows for value in row]
-        sealed = [value for value in values if is_sealed(value)]
+        sealed = [row for row in rows if any(is_sealed(value) for value in row)]
         unreadable = 0
-        for value in sealed:
+        for row in sealed:
             try:
-                self._keys.open(value)
+                for value in row:
+                    self._keys.open(value)
             except CredentialsError as error:
                 if not self._keys.enabled:
                     raise EncryptionKeyError(str(error)) from None
                 unreadable += 1
         if sealed and unreadable == len(sealed):
             raise EncryptionKeyError(
-                f"{ENCRYPTION_KEY_VARIABLE} decrypts none of the {len(sealed)} most recently stored secrets: it is not "
-                "the key they were encrypted with. To change keys, set it to '<new key>,<old key>' and run "
-                "`sync-pipeline rotate-key`"
+                f"{ENCRYPTION_KEY_VARIABLE} decrypts the secrets of none of the {len(sealed)} most recently written "
+                "connections: it is not the key they were encrypted with. To change keys, set it to "
+                "'<new key>,<old key>' and run `sync-pipeline rotate-key`"
             )
         if unreadable:
             return (
-                f"{unreadable} of the {len(sealed)} most recently stored secrets cannot be decrypted with "
-                f"{ENCRYPTION_KEY_VARIABLE}: those connections' syncs will fail until their old key is added"
+                f"{ENCRYPTION_KEY_VARIABLE} cannot decrypt the secrets of {unreadable} of the {len(sealed)} most "
+                "recently written connections: their syncs fail until the key they were encrypted with is added"
             )
-        if self._keys.enabled and len(sealed) < len(values):
+        if self._keys.enabled and len(sealed) < len(rows):
             return (
-                f"{len(values) - len(sealed)} stored secrets are not encrypted although {ENCRYPTION_KEY_VARIABLE} is "
-                "set: run `sync-pipeline rotate-key` to encrypt them"
+                f"{len(rows) - len(sealed)} connections store their secrets in plain text although "
+                f"{ENCRYPTION_KEY_VARIABLE} is set: run `sync-pipeline rotate-key` to encrypt them"
             )
         return None
 
