@@ -6,6 +6,10 @@ from functools import lru_cache
 from typing import Any
 
 from sync_pipeline.api.endpoint import Call, endpoint
+from sync_pipeline.api.records import MAX_IDS, MAX_LIMIT
+from sync_pipeline.keys import CONNECTION_ID_PATTERN, VARIANT_PATTERN
+from sync_pipeline.sdk.declaration import MODEL_PATTERN
+from sync_pipeline.sdk.frequency import UNIT_NAMES
 
 JSON = "application/json"
 
@@ -26,17 +30,54 @@ NULLABLE_STR = {"type": "string", "nullable": True}
 SUCCESS = _obj(("success",), success=BOOL)
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+# The names the server validates, as exactly as JSON Schema says them (the fuzz test holds both to each other).
+CONNECTION_ID = {"type": "string", "pattern": CONNECTION_ID_PATTERN.pattern, "not": {"enum": [".", ".."]}}
+# Query and path values never hold a NUL character (PostgreSQL cannot compare text holding one): a 400.
+TEXT = {"type": "string", "pattern": "^[^\\x00]*$"}
+PROVIDER_CONFIG_KEY = {**TEXT, "minLength": 1, "maxLength": 255}
+_NOT_BASE = f"(?!{_any_case('base')}$)"
+VARIANT = {"type": "string", "pattern": f"^(base|{_NOT_BASE}{VARIANT_PATTERN.pattern[1:-1]})$", "default": "base"}
+NEW_VARIANT = {"type": "string", "pattern": f"^{_NOT_BASE}{VARIANT_PATTERN.pattern[1:-1]}$"}
+MODEL = {"type": "string", "pattern": MODEL_PATTERN.pattern, "maxLength": 255}
+SYNC_NAME = {"type": "string", "minLength": 1}
+_ACTION = "(" + "|".join(_any_case(a) for a in ("added", "updated", "deleted")) + ")"
+FILTER = {"type": "string", "pattern": rf"^\s*{_ACTION}\s*(,\s*{_ACTION}\s*)?$"}
+_UNIT = "(" + "|".join(_any_case(unit) for unit in sorted(UNIT_NAMES, key=len, reverse=True)) + ")"
+_AMOUNT = rf"([0-9]+(\.[0-9]+)?|{_any_case('half')}|{_any_case('an')}|{_any_case('a')})"
+FREQUENCY = {
+    "type": "string",
+    "nullable": True,
+    "pattern": rf"^\s*({_any_case('every')}\s+)?({_AMOUNT}\s*)?{_UNIT}\s*$",
+    "description": "every 5 minutes, every hour, 30m, 1h, 1d...: from 30 seconds to 365 days",
+}
+# pydantic's AnyHttpUrl: http(s), a host, at most 2,083 characters. Link-local and metadata addresses are refused,
+# and private or loopback ones unless SYNC_PIPELINE_ALLOW_PRIVATE_WEBHOOK_URLS is true (see docs/reliability.md).
+WEBHOOK_URL = {"type": "string", "format": "uri", "pattern": "^[hH][tT][tT][pP][sS]?://", "maxLength": 2083}
+NON_EMPTY = {"type": "string", "minLength": 1}
+RECORD_ID = {**TEXT, "minLength": 1, "maxLength": 255}
+MOMENT = {"type": "string", "format": "date-time", "description": "ISO 8601; its UTC form must fall in years 1-9999"}
+CURSOR = {**TEXT, "maxLength": 64, "description": "a record's `_nango_metadata.cursor` or a `next_cursor`"}
+
+
 def _param(name: str, where: str = "query", required: bool = False, schema: dict | None = None, **extra: Any) -> dict:
-    return {"name": name, "in": where, "required": required or where == "path", "schema": schema or STR, **extra}
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema or TEXT, **extra}
 
 
-STREAM_HEADERS = [_param("Connection-Id", "header", True), _param("Provider-Config-Key", "header", True)]
-SYNC_REF = {"oneOf": [STR, _obj(("name",), name=STR, variant=STR)]}
+STREAM_HEADERS = [_param("Connection-Id", "header", True, CONNECTION_ID),
+                  _param("Provider-Config-Key", "header", True, PROVIDER_CONFIG_KEY)]
+SYNC_REF = {"oneOf": [
+    {"type": "string", "pattern": f"^[^:]+(::{VARIANT['pattern'][1:-1]})?$", "description": "name or name::variant"},
+    {**_obj(("name",), name=SYNC_NAME, variant=VARIANT), "additionalProperties": False},
+]}
 SELECTION = _obj(
     ("provider_config_key",),
     syncs={"type": "array", "items": SYNC_REF},
-    provider_config_key=STR,
-    connection_id=STR,
+    provider_config_key=PROVIDER_CONFIG_KEY,
+    connection_id=CONNECTION_ID,
 )
 
 
@@ -60,12 +101,13 @@ def _operation(summary: str, response: dict, *, status: int = 200, body: dict | 
 def _connection_paths() -> dict[str, Any]:
     metadata_body = _obj(
         ("connection_id", "provider_config_key", "metadata"),
-        connection_id={"oneOf": [STR, {"type": "array", "items": STR}]},
-        provider_config_key=STR,
+        connection_id={"oneOf": [CONNECTION_ID, {"type": "array", "items": CONNECTION_ID, "minItems": 1}]},
+        provider_config_key=PROVIDER_CONFIG_KEY,
         metadata=ANY_OBJ,
     )
-    key_query = [_param("connection_id", "path"), _param("provider_config_key", required=True),
-                 _param("force_refresh", schema=BOOL), _param("refresh_token", schema=BOOL)]
+    key_query = [_param("connection_id", "path", schema=CONNECTION_ID),
+                 _param("provider_config_key", required=True, schema=PROVIDER_CONFIG_KEY),
+                 _param("force_refresh", description="ignored"), _param("refresh_token", description="ignored")]
     singular_and_plural: dict[str, Any] = {}
     for prefix in ("/connections", "/connection"):
         singular_and_plural[f"{prefix}/metadata"] = {
@@ -91,17 +133,18 @@ def _connection_paths() -> dict[str, Any]:
 
 def _records_paths() -> dict[str, Any]:
     query = [
-        _param("model", required=True, schema={"type": "string", "pattern": "^[A-Z][a-zA-Z0-9_-]+$"}),
-        _param("variant"),
-        _param("cursor"),
-        _param("limit", schema={"type": "integer", "minimum": 1, "maximum": 10000, "default": 100}),
-        _param("filter", description="added, updated, deleted, or two joined by a comma; any case"),
-        _param("modified_after", schema={"type": "string", "format": "date-time"}),
-        _param("delta", schema={"type": "string", "format": "date-time"}, deprecated=True),
-        _param("ids", schema={"type": "array", "items": STR, "maxItems": 100}, style="form", explode=True),
+        _param("model", required=True, schema=MODEL),
+        _param("variant", schema=VARIANT),
+        _param("cursor", schema=CURSOR),
+        _param("limit", schema={"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100}),
+        _param("filter", schema=FILTER, description="added, updated, deleted, or two joined by a comma; any case"),
+        _param("modified_after", schema=MOMENT),
+        _param("delta", schema=MOMENT, deprecated=True),
+        _param("ids", schema={"type": "array", "items": RECORD_ID, "maxItems": MAX_IDS}, style="form", explode=True),
     ]
     page = _obj(("records", "next_cursor"), records={"type": "array", "items": _ref("Record")}, next_cursor=NULLABLE_STR)
-    prune = _obj(("model", "until_cursor"), model=STR, variant=STR, until_cursor=STR, limit=INT)
+    prune = _obj(("model", "until_cursor"), model=MODEL, variant=VARIANT, until_cursor=CURSOR,
+                 limit={"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 1000})
     return {
         "/records": {"get": _operation("Changed records after a cursor, oldest change first", page, params=STREAM_HEADERS + query)},
         "/records/prune": {
@@ -124,10 +167,12 @@ def _sync_paths() -> dict[str, Any]:
     }
     frequency = _obj(
         ("sync_name", "provider_config_key", "connection_id", "frequency"),
-        sync_name=STR, sync_variant=STR, provider_config_key=STR, connection_id=STR, frequency=NULLABLE_STR,
+        sync_name=SYNC_NAME, sync_variant=VARIANT, provider_config_key=PROVIDER_CONFIG_KEY, connection_id=CONNECTION_ID,
+        frequency=FREQUENCY,
     )
-    variant_body = _obj(("provider_config_key", "connection_id"), provider_config_key=STR, connection_id=STR)
-    variant_params = [_param("name", "path"), _param("variant", "path")]
+    variant_body = _obj(("provider_config_key", "connection_id"), provider_config_key=PROVIDER_CONFIG_KEY,
+                        connection_id=CONNECTION_ID)
+    variant_params = [_param("name", "path"), _param("variant", "path", schema=NEW_VARIANT)]
     return {
         "/sync/trigger": {"post": _operation("Queue a run of syncs now", SUCCESS, body=trigger)},
         "/sync/pause": {"post": _operation("Pause the schedule of syncs", SUCCESS, body=SELECTION)},
@@ -137,7 +182,8 @@ def _sync_paths() -> dict[str, Any]:
                 "Status of sync partitions",
                 _obj(("syncs",), syncs={"type": "array", "items": _ref("SyncStatus")}),
                 params=[_param("syncs", required=True, description="* or a comma list of name or name::variant"),
-                        _param("provider_config_key", required=True), _param("connection_id")],
+                        _param("provider_config_key", required=True, schema=PROVIDER_CONFIG_KEY),
+                        _param("connection_id", schema=CONNECTION_ID)],
             )
         },
         "/sync/update-connection-frequency": {
@@ -161,7 +207,7 @@ def _webhook_paths() -> dict[str, Any]:
     return {
         "/webhook/{provider_config_key}": {
             "post": _operation("Receive a provider's webhook (authenticated by the integration, e.g. a signature)",
-                               SUCCESS, params=[_param("provider_config_key", "path")], body=ANY_OBJ,
+                               SUCCESS, params=[_param("provider_config_key", "path", schema=PROVIDER_CONFIG_KEY)], body={},
                                errors=(400, 401, 404), security=False)
         },
         "/webhook-deliveries": {
@@ -179,8 +225,8 @@ def _webhook_paths() -> dict[str, Any]:
 def _schemas() -> dict[str, Any]:
     credentials = {
         "oneOf": [
-            _obj(("type", "access_token"), type={"enum": ["OAUTH2"]}, access_token=STR, refresh_token=STR, expires_at=STR),
-            _obj(("type", "apiKey"), type={"enum": ["API_KEY"]}, apiKey=STR),
+            _obj(("type", "access_token"), type={"enum": ["OAUTH2"]}, access_token=NON_EMPTY),
+            _obj(("type", "apiKey"), type={"enum": ["API_KEY"]}, apiKey=NON_EMPTY),
             _obj(("type", "username", "password"), type={"enum": ["BASIC"]}, username=STR, password=STR),
             _obj(("type",), type={"enum": ["NONE"]}),
         ]
@@ -199,8 +245,8 @@ def _schemas() -> dict[str, Any]:
         ),
         "ImportConnection": _obj(
             ("provider_config_key", "connection_id", "credentials"),
-            provider_config_key=STR, connection_id=STR, credentials=credentials,
-            connection_config=ANY_OBJ, metadata=ANY_OBJ, webhook_url_override={"type": "string", "format": "uri"},
+            provider_config_key=PROVIDER_CONFIG_KEY, connection_id=CONNECTION_ID, credentials=credentials,
+            connection_config=ANY_OBJ, metadata=ANY_OBJ, webhook_url_override={**WEBHOOK_URL, "nullable": True},
         ),
         "Connection": _obj(
             id=INT, connection_id=STR, provider_config_key=STR, provider=STR, connection_config=ANY_OBJ,

@@ -14,7 +14,8 @@ _UNITS = {
     "d": 86400, "day": 86400, "days": 86400,
     "w": 604800, "week": 604800, "weeks": 604800,
 }  # fmt: skip
-_PATTERN = re.compile(r"^(?:every\s+)?(?:(\d+(?:\.\d+)?|half|an?)\s*)?([a-z]+)$")
+UNIT_NAMES = tuple(_UNITS)
+_PATTERN = re.compile(r"^(?:every\s+)?(?:([0-9]+(?:\.[0-9]+)?|half|an?)\s*)?([a-z]+)$")
 
 
 class InvalidFrequency(ValueError):
