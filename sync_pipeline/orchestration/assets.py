@@ -33,7 +33,7 @@ from sync_pipeline.orchestration.state import (
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.runner import RunMode, run_sync
-from sync_pipeline.store import from_iso, utcnow
+from sync_pipeline.store import CredentialsError, EncryptionKeyError, from_iso, utcnow
 
 MODE_TAG = "sync_pipeline/mode"
 PARTITION_TAG = "sync_pipeline/partition"
@@ -106,8 +106,11 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
     except InvalidPartitionKey as error:
         raise Failure(description=str(error)) from None
     resource: SyncPipelineResource = getattr(context.resources, RESOURCE_KEY)
-    store = resource.store()
-    connection = store.connections.get(sync.integration.name, connection_id)
+    try:
+        store = resource.store()
+        connection = store.connections.get(sync.integration.name, connection_id)
+    except (CredentialsError, EncryptionKeyError) as error:  # the UI and the failure webhook name the key problem
+        raise Failure(description=str(error)) from None
     if connection is None:
         raise Failure(
             description=f"partition {partition!r}: connection {connection_id!r} of integration "
