@@ -16,7 +16,7 @@ from sync_pipeline.store import StreamKey, encode_cursor
 from sync_pipeline_tests.api.conftest import SECRET, import_acme
 
 AUTH = {"Authorization": f"Bearer {SECRET}"}
-EXAMPLES = 12  # per operation and generation mode: ~1,000 requests, well under a minute per database
+EXAMPLES = 8  # per operation and generation mode: at most ~350 requests, well under a minute per database
 
 
 def meaningful(case: Any) -> None:
