@@ -11,8 +11,7 @@ from sync_pipeline.api.endpoint import Call, endpoint
 from sync_pipeline.api.errors import not_found, parse
 from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey
 from sync_pipeline.orchestration.lifecycle import delete_connection, register_connection
-from sync_pipeline.store import Connection, utcnow
-from sync_pipeline.store.database import to_iso
+from sync_pipeline.store import Connection, to_iso, utcnow
 
 
 class _Credentials(Lenient):

@@ -14,10 +14,18 @@ from sync_pipeline.api.endpoint import Call, endpoint
 from sync_pipeline.api.errors import invalid, not_found, parse
 from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict, Variant
 from sync_pipeline.sdk.declaration import MODEL_PATTERN, Integration
-from sync_pipeline.store import ChangeQuery, MalformedCursor, StoredRecord, StreamKey, utcnow
-from sync_pipeline.store.cursor import decode_cursor, encode_cursor
-from sync_pipeline.store.database import to_iso
-from sync_pipeline.store.records import ACTIONS
+from sync_pipeline.vocabulary import BASE_VARIANT
+from sync_pipeline.store import (
+    ACTIONS,
+    ChangeQuery,
+    MalformedCursor,
+    StoredRecord,
+    StreamKey,
+    decode_cursor,
+    encode_cursor,
+    to_iso,
+    utcnow,
+)
 
 MAX_LIMIT = 10_000
 MAX_IDS = 100
@@ -44,7 +52,7 @@ class StreamHeaders(Lenient):
 
 class RecordsQuery(Strict):
     model: Model
-    variant: Variant = "base"
+    variant: Variant = BASE_VARIANT
     cursor: str | None = None
     limit: int = Field(100, ge=1, le=MAX_LIMIT)
     filter: Actions = ()
@@ -55,7 +63,7 @@ class RecordsQuery(Strict):
 
 class PruneBody(Lenient):
     model: Model
-    variant: Variant = "base"
+    variant: Variant = BASE_VARIANT
     until_cursor: str
     limit: int = Field(1000, ge=1, le=MAX_LIMIT)
 

@@ -3,7 +3,7 @@ the scheduling sensor reads it each tick and launches the runs."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 from starlette.routing import Route
@@ -12,16 +12,15 @@ from sync_pipeline.api.endpoint import Call, Services, endpoint
 from sync_pipeline.api.errors import ApiError, invalid, not_found, parse
 from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict, Variant
 from sync_pipeline.api.status import partition_status
-from sync_pipeline.keys import BASE_VARIANT, InvalidPartitionKey, make_partition_key
+from sync_pipeline.keys import InvalidPartitionKey, make_partition_key
 from sync_pipeline.orchestration.assets import partition_id
 from sync_pipeline.orchestration.lifecycle import add_partition, remove_partition, variant_name
 from sync_pipeline.sdk.declaration import Integration, SyncDefinition
 from sync_pipeline.sdk.frequency import InvalidFrequency, describe_frequency, parse_frequency
-from sync_pipeline.store import PartitionRow, utcnow
-from sync_pipeline.store.partitions import CAPPED, EXISTS
+from sync_pipeline.store import PARTITION_CAPPED, PARTITION_EXISTS, PartitionRow, utcnow
+from sync_pipeline.vocabulary import BASE_VARIANT, MODE_CLEAR_CACHE, MODE_FULL_REFRESH, MODE_INCREMENTAL, RunModeName
 
 MAX_VARIANTS = 100  # per sync and connection, the base variant counted
-INCREMENTAL, FULL_REFRESH, CLEAR_CACHE = "incremental", "full_refresh", "full_refresh_and_clear_cache"
 
 
 def _sync_ref(value: Any) -> Any:
@@ -66,16 +65,16 @@ class TriggerOpts(Lenient):
 
 class TriggerBody(Selection):
     opts: TriggerOpts = Field(default_factory=TriggerOpts)
-    sync_mode: Literal["incremental", "full_refresh", "full_refresh_and_clear_cache"] | None = None
+    sync_mode: RunModeName | None = None
     full_resync: bool = False
 
     @property
     def mode(self) -> str:
-        if self.opts.emptyCache or self.sync_mode == CLEAR_CACHE:
-            return CLEAR_CACHE
-        if self.opts.reset or self.full_resync or self.sync_mode == FULL_REFRESH:
-            return FULL_REFRESH
-        return INCREMENTAL
+        if self.opts.emptyCache or self.sync_mode == MODE_CLEAR_CACHE:
+            return MODE_CLEAR_CACHE
+        if self.opts.reset or self.full_resync or self.sync_mode == MODE_FULL_REFRESH:
+            return MODE_FULL_REFRESH
+        return MODE_INCREMENTAL
 
 
 class FrequencyBody(Lenient):
@@ -192,9 +191,9 @@ def create_variant(call: Call) -> dict[str, Any]:
     _require_connection(services, integration, body.connection_id)
     # Counted in the schedule table, the base variant included, under a lock on the connection.
     outcome = add_partition(services.instance, services.store, sync, body.connection_id, variant, cap=MAX_VARIANTS)
-    if outcome == EXISTS:
+    if outcome == PARTITION_EXISTS:
         raise ApiError(400, "sync_variant_already_exists", f"sync {sync.name!r} already has a variant {variant!r}")
-    if outcome == CAPPED:
+    if outcome == PARTITION_CAPPED:
         raise ApiError(400, "resource_capped", f"Maximum number of variants per sync ({MAX_VARIANTS}) reached")
     return {"id": partition_id(sync, make_partition_key(body.connection_id, variant)), "name": sync.name, "variant": variant}
 

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 
 from sync_pipeline.settings import normalize_database_url
-from sync_pipeline.store.schema import metadata
+from sync_pipeline.store._schema import metadata
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 

@@ -61,6 +61,22 @@ partitions = Table(
     Index("ix_sp_partitions_due", "paused", "next_due_at"),
 )
 
+# The unfinished run of a partition: its checkpoint, so a crash resumes from it. One row per partition,
+# rewritten at each checkpoint and removed when the run's materialization is recorded (Dagster's event
+# log then holds its final checkpoint). A table of its own, not an event per page: a 30,000-record run
+# used to write 300 observation events, burying the run's materializations in the UI.
+run_progress = Table(
+    "sp_run_progress",
+    metadata,
+    Column("integration", String(255), primary_key=True),
+    Column("sync_name", String(255), primary_key=True),
+    Column("partition_key", String(600), primary_key=True),
+    Column("generation", String(64), nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("checkpoint", Text),  # JSON; NULL: no checkpoint saved yet
+    Column("updated_at", Timestamp, nullable=False),
+)
+
 # A (connection, model, variant) of one integration; `last_seq` hands out record cursors.
 streams = Table(
     "sp_streams",
