@@ -108,8 +108,8 @@ records = Table(
 )
 
 # What a full-refresh run (generation) saw unchanged, for track_deletes: one row per saved batch, its ids
-# as a JSON array. A batch costs one row, not one B-tree write per record (run 2 of a 1M-record refresh
-# spent a fifth of its time marking records seen). Rows outlive a crash, so a resumed run still knows what
+# as a JSON array. A batch costs one row, not one B-tree write per record (see benchmarks/README.md:
+# marking records seen one by one took a fifth of a large refresh). Rows outlive a crash, so a resumed run still knows what
 # its first attempt saw; a stream's rows of earlier generations are dropped when a later one finishes.
 seen_batches = Table(
     "sp_seen_batches",

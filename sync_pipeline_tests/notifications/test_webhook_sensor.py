@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import socket
 import time
 from datetime import timedelta
@@ -293,6 +294,7 @@ def test_the_connection_override_wins_over_the_environment_url(app, sensor, acme
 
 
 def test_no_url_means_nothing_is_enqueued(app, sensor, acme, webhook_receiver, store, monkeypatch):
+    url = os.environ["SYNC_PIPELINE_WEBHOOK_URL"]
     monkeypatch.delenv("SYNC_PIPELINE_WEBHOOK_URL")
     acme.put("c1", "Ada")
     app.run("acme", "contacts", "conn-1")
@@ -300,6 +302,12 @@ def test_no_url_means_nothing_is_enqueued(app, sensor, acme, webhook_receiver, s
     sensor.tick()
 
     assert webhook_receiver.received() == [] and store.deliveries.list() == []
+    # Control: with the URL back, the next run's change is sent.
+    monkeypatch.setenv("SYNC_PIPELINE_WEBHOOK_URL", url)
+    acme.put("c2", "Bo")
+    app.run("acme", "contacts", "conn-1")
+    sensor.tick()
+    assert {"added": 1, "updated": 0, "deleted": 0} in [payload["responseResults"] for payload in received(webhook_receiver)]
 
 
 def test_events_from_before_a_partition_was_recreated_are_not_reported(app, sensor, acme, webhook_receiver, store):
@@ -313,6 +321,11 @@ def test_events_from_before_a_partition_was_recreated_are_not_reported(app, sens
     sensor.tick()
 
     assert webhook_receiver.received() == []
+    # Control: a run of the recreated partition is reported, as a first (INITIAL) run of its new life.
+    app.run("acme", "contacts", "conn-1")
+    sensor.tick()
+    [payload] = received(webhook_receiver)
+    assert (payload["syncType"], payload["responseResults"]) == ("INITIAL", {"added": 1, "updated": 0, "deleted": 0})
 
 
 def test_provider_webhook_materializations_are_reported_as_webhook(app, sensor, acme, webhook_receiver):
