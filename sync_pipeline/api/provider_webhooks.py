@@ -8,8 +8,8 @@ from pydantic import Field
 from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, endpoint
-from sync_pipeline.api.errors import ApiError, not_found, parse
-from sync_pipeline.api.fields import Lenient
+from sync_pipeline.api.errors import ApiError, not_found
+from sync_pipeline.api.fields import Lenient, Success
 from sync_pipeline.orchestration.provider_webhooks import handle_provider_webhook
 from sync_pipeline.sdk import UnknownWebhookConnection, WebhookRejected
 
@@ -19,10 +19,11 @@ class ProviderPath(Lenient):
 
 
 # Providers cannot send our secret key: the integration's handler authenticates them (signatures).
-@endpoint(auth=False)
+@endpoint(auth=False, path=ProviderPath, response=Success)
 def provider_webhook(call: Call) -> dict[str, Any]:
+    """Receive a provider's webhook; the integration authenticates it (e.g. by its signature)."""
     services = call.services
-    integration = services.integration(parse(ProviderPath, call.path_params, "path").provider_config_key)
+    integration = services.integration(call.parse_path().provider_config_key)
     if integration.webhook_handler is None:
         raise not_found("not_found", f"integration {integration.name!r} does not receive webhooks")
     try:

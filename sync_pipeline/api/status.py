@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 from dagster import AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
+from pydantic import BaseModel
 
 from sync_pipeline.orchestration.assets import partition_id
 from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
@@ -14,6 +15,30 @@ from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.frequency import describe_frequency
 from sync_pipeline.store import PartitionRow, from_iso
 from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, IN_FLIGHT
+
+class ChangeCountsView(BaseModel):
+    added: int
+    updated: int
+    deleted: int
+
+
+class SyncStatus(BaseModel):
+    """One sync partition in `GET /sync/status`, in Nango's shape."""
+
+    id: str
+    connection_id: str
+    name: str
+    variant: str
+    type: str
+    status: Literal["RUNNING", "PAUSED", "STOPPED", "SUCCESS", "ERROR"]
+    finishedAt: str | None
+    nextScheduledSyncAt: str | None
+    frequency: str
+    latestResult: dict[str, ChangeCountsView]
+    latestExecutionStatus: str
+    recordCount: dict[str, int]
+    checkpoint: dict[str, Any] | None
+
 
 _FINISHED = {DagsterRunStatus.SUCCESS: "SUCCESS", DagsterRunStatus.FAILURE: "ERROR", DagsterRunStatus.CANCELED: "STOPPED"}
 
