@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from starlette.responses import Response
 from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, endpoint
-from sync_pipeline.api.errors import invalid, not_found, parse
-from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict, UtcDateTime, Variant
+from sync_pipeline.api.errors import invalid, not_found
+from sync_pipeline.api.fields import (
+    NO_NUL,
+    ConnectionId,
+    Lenient,
+    ProviderConfigKey,
+    Strict,
+    UtcDateTime,
+    Variant,
+    any_case,
+)
 from sync_pipeline.sdk.declaration import MODEL_PATTERN, Integration
 from sync_pipeline.store import (
+    ACTIONS,
     ChangeQuery,
     ForeignCursor,
     MalformedCursor,
@@ -22,10 +32,10 @@ from sync_pipeline.store import (
     StreamKey,
     cursor_encoder,
     decode_cursor,
+    to_iso,
     utcnow,
 )
-from sync_pipeline.store.database import to_iso
-from sync_pipeline.store.records import ACTIONS
+from sync_pipeline.vocabulary import BASE_VARIANT
 
 MAX_LIMIT = 10_000
 MAX_IDS = 100
@@ -42,7 +52,18 @@ def _actions(value: Any) -> Any:
 
 
 Model = Annotated[str, Field(pattern=MODEL_PATTERN.pattern, max_length=255)]
-Actions = Annotated[tuple[str, ...], BeforeValidator(_actions)]
+_ACTION = "(" + "|".join(any_case(action.lower()) for action in ACTIONS) + ")"
+Actions = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_actions),
+    WithJsonSchema({
+        "type": "string",
+        "pattern": rf"^\s*{_ACTION}\s*(,\s*{_ACTION}\s*)?$",
+        "description": "added, updated, deleted, or two joined by a comma; any case",
+    }),
+]
+# A cursor is opaque and short; only one this server handed out for the same stream is taken.
+Cursor = Annotated[str, Field(max_length=64, pattern=NO_NUL)]
 
 
 class StreamHeaders(Lenient):
@@ -52,26 +73,57 @@ class StreamHeaders(Lenient):
 
 class RecordsQuery(Strict):
     model: Model
-    variant: Variant = "base"
-    cursor: str | None = None
+    variant: Variant = BASE_VARIANT
+    cursor: Cursor | None = None
     limit: int = Field(100, ge=1, le=MAX_LIMIT)
     filter: Actions = ()
     modified_after: UtcDateTime | None = None
-    delta: UtcDateTime | None = None  # the old name of modified_after
-    ids: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(default_factory=list, max_length=MAX_IDS)
+    delta: UtcDateTime | None = Field(None, deprecated=True, description="the old name of modified_after")
+    ids: list[Annotated[str, Field(min_length=1, max_length=255, pattern=NO_NUL)]] = Field(
+        default_factory=list, max_length=MAX_IDS
+    )
 
 
 class PruneBody(Lenient):
     model: Model
-    variant: Variant = "base"
-    until_cursor: str
+    variant: Variant = BASE_VARIANT
+    until_cursor: Cursor
     limit: int = Field(1000, ge=1, le=MAX_LIMIT)
 
 
-@endpoint
+class NangoMetadata(BaseModel):
+    first_seen_at: str
+    last_modified_at: str
+    last_action: Literal["ADDED", "UPDATED", "DELETED"]
+    deleted_at: str | None
+    pruned_at: str | None
+    cursor: str
+
+
+class Record(BaseModel):
+    """A stored record (its own fields too), with its id as a string and `_nango_metadata`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    nango_metadata: NangoMetadata = Field(alias="_nango_metadata")
+
+
+class RecordsPage(BaseModel):
+    records: list[Record]
+    next_cursor: str | None
+
+
+class PruneResult(BaseModel):
+    count: int
+    has_more: bool
+
+
+@endpoint(headers=StreamHeaders, query=RecordsQuery, response=RecordsPage)
 def list_records(call: Call) -> Response:
-    headers = parse(StreamHeaders, dict(call.headers), "headers")
-    query = parse(RecordsQuery, call.query_dict(repeatable=frozenset({"ids"})), "query")
+    """Changed records after a cursor, in the order of their last change."""
+    headers: StreamHeaders = call.parse_headers()
+    query: RecordsQuery = call.parse_query(call.query_dict(repeatable=frozenset({"ids"})))
     integration = call.services.integration(headers.provider_config_key)
     key = _stream(integration, headers.connection_id, query.model, query.variant)
     since = query.modified_after or query.delta
@@ -97,11 +149,11 @@ def list_records(call: Call) -> Response:
     return Response(body, media_type="application/json")
 
 
-@endpoint
+@endpoint(headers=StreamHeaders, body=PruneBody, response=PruneResult)
 def prune_records(call: Call) -> dict[str, Any]:
     """Empty the payload of records up to a cursor, keeping their metadata."""
-    headers = parse(StreamHeaders, dict(call.headers), "headers")
-    body = parse(PruneBody, call.json(), "body")
+    headers: StreamHeaders = call.parse_headers()
+    body: PruneBody = call.parse_body()
     integration = call.services.integration(headers.provider_config_key)
     key = _stream(integration, headers.connection_id, body.model, body.variant)
     until = _seq(call, key, body.until_cursor, "body", "until_cursor")

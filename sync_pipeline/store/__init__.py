@@ -1,18 +1,39 @@
-"""The sync_pipeline database: records cache, connections, partition schedule state, webhook delivery log."""
+"""The sync_pipeline database: records cache, connections, partition schedule state, webhook delivery log.
+
+Every table is the store's own; other packages use only the names exported here.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from sqlalchemy import Engine
 
-from sync_pipeline.store.connections import Connection, ConnectionStore, ConnectionSummary, ReencryptReport
-from sync_pipeline.store.cursor import ForeignCursor, MalformedCursor, cursor_encoder, decode_cursor, encode_cursor
-from sync_pipeline.store.database import create_database_engine, from_iso, to_iso, utcnow
-from sync_pipeline.store.encryption import ENCRYPTION_KEY_VARIABLE, CredentialsError, EncryptionKeyError, Keyring
-from sync_pipeline.store.partitions import PartitionRow, PartitionStore
-from sync_pipeline.store.records import (
+from sync_pipeline.store._connections import Connection, ConnectionStore, ConnectionSummary, ReencryptReport
+from sync_pipeline.store._cursor import ForeignCursor, MalformedCursor, cursor_encoder, decode_cursor, encode_cursor
+from sync_pipeline.store._database import create_database_engine, from_iso, to_iso, utcnow
+from sync_pipeline.store._deliveries import (
+    DELIVERED,
+    FAILED,
+    MAX_DELIVERY_ATTEMPTS,
+    PENDING,
+    Attempt,
+    Delivery,
+    DeliveryLog,
+)
+from sync_pipeline.store._encryption import ENCRYPTION_KEY_VARIABLE, CredentialsError, EncryptionKeyError, Keyring
+from sync_pipeline.store._partitions import (
+    PARTITION_ADDED,
+    PARTITION_CAPPED,
+    PARTITION_EXISTS,
+    PartitionRow,
+    PartitionStore,
+    RunProgress,
+)
+from sync_pipeline.store._records import (
+    ACTIONS,
     ADDED,
     DELETED,
     UPDATED,
@@ -23,6 +44,9 @@ from sync_pipeline.store.records import (
     StoredRecord,
     StreamKey,
 )
+from sync_pipeline.store._schema import metadata as schema
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,8 +71,40 @@ class Store:
     def partitions(self) -> PartitionStore:
         return PartitionStore(self.engine)
 
+    @cached_property
+    def deliveries(self) -> DeliveryLog:
+        return DeliveryLog(self.engine)
+
+    def empty(self) -> None:
+        """Delete every row of every table (tests and benchmarks start from nothing)."""
+        with self.engine.begin() as conn:
+            for table in reversed(schema.sorted_tables):
+                conn.execute(table.delete())
+        if "records" in self.__dict__:
+            self.records.forget_streams()
+
+
+@lru_cache(maxsize=8)
+def store_for(url: str) -> Store:
+    """One store (one engine and pool) per database URL and process."""
+    return Store.from_url(url)
+
+
+@lru_cache(maxsize=8)
+def checked_store(url: str) -> Store:
+    """`store_for(url)` once its encryption key is checked: EncryptionKeyError says what is wrong with it.
+
+    A failed check is not cached: the next call checks again. A partial problem is logged as a warning.
+    """
+    store = store_for(url)
+    warning = store.connections.check_encryption_key()
+    if warning:
+        log.warning("%s", warning)
+    return store
+
 
 __all__ = [
+    "ACTIONS",
     "ENCRYPTION_KEY_VARIABLE",
     "ConnectionSummary",
     "EncryptionKeyError",
@@ -56,18 +112,29 @@ __all__ = [
     "ReencryptReport",
     "ADDED",
     "DELETED",
+    "DELIVERED",
+    "FAILED",
+    "MAX_DELIVERY_ATTEMPTS",
+    "PARTITION_ADDED",
+    "PARTITION_CAPPED",
+    "PARTITION_EXISTS",
+    "PENDING",
     "UPDATED",
+    "Attempt",
     "ChangeCounts",
     "ChangeQuery",
     "Connection",
     "ConnectionStore",
     "CredentialsError",
+    "Delivery",
+    "DeliveryLog",
     "ForeignCursor",
     "MalformedCursor",
     "PartitionRow",
     "PartitionStore",
     "PreparedRecord",
     "RecordsCache",
+    "RunProgress",
     "Store",
     "StoredRecord",
     "StreamKey",
@@ -75,6 +142,9 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "from_iso",
+    "schema",
+    "checked_store",
+    "store_for",
     "to_iso",
     "utcnow",
 ]

@@ -16,7 +16,7 @@ from sqlalchemy import update
 
 from sync_pipeline.json_input import MAX_DEPTH
 from sync_pipeline.store import PreparedRecord, StreamKey, utcnow
-from sync_pipeline.store.schema import connections
+from sync_pipeline.store._schema import connections
 from sync_pipeline_tests.acme import WEBHOOK_SECRET
 from sync_pipeline_tests.api.conftest import SECRET, assert_error, import_acme, stream_headers
 

@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from sync_pipeline.api import create_app
 from sync_pipeline.integrations import load_registry
-from sync_pipeline.sdk import WebhookContext, WebhookRejected
+from sync_pipeline.sdk import ProviderWebhookContext, WebhookRejected
 from sync_pipeline.store import Store
-from sync_pipeline.store.schema import connections
+from sync_pipeline.store._schema import connections
 from sync_pipeline_tests.acme import registry
 from sync_pipeline_tests.api.conftest import SECRET, assert_error
 from sync_pipeline_tests.fakes.github import signed_headers
@@ -166,6 +166,6 @@ def test_github_verifies_webhooks_with_an_encrypted_webhook_secret(store, monkey
     github = load_registry(extra_modules="").get("github")
     body = b'{"zen": "ping"}'
 
-    github.webhook_handler(WebhookContext(github, keyed, {**signed_headers(body, "whsec-gh"), "X-GitHub-Event": "ping"}, body))
+    github.webhook_handler(ProviderWebhookContext(github, keyed, {**signed_headers(body, "whsec-gh"), "X-GitHub-Event": "ping"}, body))
     with pytest.raises(WebhookRejected):
-        github.webhook_handler(WebhookContext(github, keyed, {**signed_headers(body, "other"), "X-GitHub-Event": "ping"}, body))
+        github.webhook_handler(ProviderWebhookContext(github, keyed, {**signed_headers(body, "other"), "X-GitHub-Event": "ping"}, body))

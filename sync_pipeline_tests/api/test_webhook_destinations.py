@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from sync_pipeline.destinations import guarded_client
-from sync_pipeline.webhooks.delivery import DELIVERED, FAILED, PENDING, DeliveryLog, deliver_due
+from sync_pipeline.notifications.delivery import deliver_due
+from sync_pipeline.store import DELIVERED, FAILED, PENDING, DeliveryLog
 from sync_pipeline_tests.api.conftest import assert_error
 
 ALWAYS_REFUSED = [

@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections.abc import Callable
 
-from sync_pipeline.store.records import StreamKey
+from sync_pipeline.store._records import StreamKey
 
 MAX_SEQ = 2**63 - 1  # a BIGINT on both databases
 _BOUND = re.compile(r"sp2:(0|[1-9][0-9]{0,18}):([0-9a-f]{12})")

@@ -11,15 +11,15 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select, update
 
 from sync_pipeline.json_input import loads_stored
-from sync_pipeline.store.database import to_iso, utcnow
-from sync_pipeline.store.encryption import (
+from sync_pipeline.store._database import to_iso, utcnow
+from sync_pipeline.store._encryption import (
     ENCRYPTION_KEY_VARIABLE,
     CredentialsError,
     EncryptionKeyError,
     Keyring,
     is_sealed,
 )
-from sync_pipeline.store.schema import connections
+from sync_pipeline.store._schema import connections
 
 log = logging.getLogger(__name__)
 KEY_CHECK_SAMPLE = 100  # the most recently written connections whose secrets the start-up check decrypts
@@ -224,6 +224,14 @@ class ConnectionStore:
                     .values(metadata=json.dumps(new), updated_at=to_iso(utcnow()))
                 )
         return True
+
+    def webhook_url_overrides(self, integration: str) -> dict[str, str]:
+        """Each connection's `webhook_url_override`, in one query: no credentials read or decrypted."""
+        statement = select(connections.c.connection_id, connections.c.webhook_url_override).where(
+            connections.c.integration == integration, connections.c.webhook_url_override.is_not(None)
+        )
+        with self.engine.connect() as conn:
+            return {row.connection_id: row.webhook_url_override for row in conn.execute(statement)}
 
     def touch_fetched(self, integration: str, connection_id: str) -> None:
         with self.engine.begin() as conn:
