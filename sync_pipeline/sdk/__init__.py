@@ -5,6 +5,15 @@ from sync_pipeline.sdk.declaration import Integration, Registry, SyncDefinition
 from sync_pipeline.sdk.errors import ProviderError, SyncError
 from sync_pipeline.sdk.frequency import InvalidFrequency, describe_frequency, parse_frequency
 from sync_pipeline.sdk.http import RetryPolicy, json_envelope_error
+from sync_pipeline.sdk.oauth import (
+    CredentialsFailed,
+    GithubAppRefresh,
+    OAuthRefresh,
+    RefreshRefused,
+    envelope_error,
+    expires_in,
+    no_expiry,
+)
 from sync_pipeline.sdk.pagination import (
     CursorPagination,
     LinkPagination,
@@ -16,15 +25,19 @@ from sync_pipeline.sdk.pagination import (
 from sync_pipeline.sdk.webhooks import UnknownWebhookConnection, WebhookContext, WebhookRejected
 
 __all__ = [
+    "CredentialsFailed",
     "CursorPagination",
+    "GithubAppRefresh",
     "Integration",
     "InvalidFrequency",
     "LinkPagination",
     "NextUrlPagination",
+    "OAuthRefresh",
     "OffsetPagination",
     "Page",
     "PagePagination",
     "ProviderError",
+    "RefreshRefused",
     "Registry",
     "RetryPolicy",
     "SyncContext",
@@ -34,5 +47,8 @@ __all__ = [
     "WebhookContext",
     "WebhookRejected",
     "describe_frequency",
+    "envelope_error",
+    "expires_in",
+    "no_expiry",
     "parse_frequency",
 ]
