@@ -65,7 +65,10 @@ def _connection_paths() -> dict[str, Any]:
         metadata=ANY_OBJ,
     )
     key_query = [_param("connection_id", "path"), _param("provider_config_key", required=True),
-                 _param("force_refresh", schema=BOOL), _param("refresh_token", schema=BOOL)]
+                 _param("force_refresh", schema=BOOL, description="refresh the token now"),
+                 _param("refresh_token", schema=BOOL, description="include the refresh token")]
+    patch_body = _obj(tags=_ref("Tags"), end_user=_ref("EndUser"), webhook_url_override={"type": "string", "format": "uri"})
+    deleted = _obj(("success",), success=BOOL, deleted=_obj(partitions=INT, schedules=INT, records=INT))
     singular_and_plural: dict[str, Any] = {}
     for prefix in ("/connections", "/connection"):
         singular_and_plural[f"{prefix}/metadata"] = {
@@ -74,7 +77,10 @@ def _connection_paths() -> dict[str, Any]:
         }
         singular_and_plural[f"{prefix}/{{connection_id}}"] = {
             "get": _operation("A connection, with its credentials", _ref("Connection"), params=key_query),
-            "delete": _operation("Delete a connection, its partitions, schedules and records", SUCCESS, params=key_query[:2]),
+            "patch": _operation("Change a connection's tags, end user or webhook URL override", SUCCESS,
+                                params=key_query[:2], body=patch_body),
+            "delete": _operation("Delete a connection, its partitions, schedules and records; how many of each",
+                                 deleted, params=key_query[:2]),
         }
     return {
         "/connections": {
@@ -82,10 +88,46 @@ def _connection_paths() -> dict[str, Any]:
             "get": _operation(
                 "List connections",
                 _obj(("connections",), connections={"type": "array", "items": _ref("ConnectionSummary")}),
-                params=[_param("connectionId"), _param("integrationId")],
+                params=[_param("connectionId"), _param("search", description="part of the connection id, any case"),
+                        _param("integrationId", description="one or a comma list"), _param("endUserId"),
+                        _param("endUserOrganizationId"),
+                        _param("tags", schema=_ref("Tags"), style="deepObject", explode=True,
+                               description="tags[key]=value; every one must match"),
+                        _param("limit", schema={"type": "integer", "minimum": 1, "maximum": 2000}),
+                        _param("page", schema={"type": "integer", "minimum": 0}, description="0-based, pages of `limit`")],
             ),
         },
         **singular_and_plural,
+    }
+
+
+def _integration_paths() -> dict[str, Any]:
+    one = _obj(("data",), data=_ref("Integration"))
+    client = {
+        "oneOf": [
+            _obj(("type", "client_id", "client_secret"), type={"enum": ["OAUTH2"]}, client_id=STR, client_secret=STR,
+                 scopes=STR, webhook_secret=STR),
+            _obj(("type", "app_id", "private_key"), type={"enum": ["APP"]}, app_id=STR, private_key=STR, app_link=STR),
+        ]
+    }
+    key = [_param("provider_config_key", "path")]
+    return {
+        "/integrations": {
+            "get": _operation("List the integrations", _obj(("data",), data={"type": "array", "items": _ref("Integration")}))
+        },
+        "/integrations/{provider_config_key}": {
+            "get": _operation("An integration (`include=credentials`: the client id, never a secret)", one,
+                              params=key + [_param("include", description="credentials")]),
+            "patch": _operation("Set the integration's OAuth client credentials (stored encrypted)", one, params=key,
+                                body=_obj(("credentials",), credentials=client)),
+        },
+        "/scripts/config": {
+            "get": _operation(
+                "Every sync of every integration, as Nango's StandardNangoConfig list",
+                {"type": "array", "items": ANY_OBJ},
+                params=[_param("format", schema={"type": "string", "enum": ["nango", "openai"], "default": "nango"})],
+            )
+        },
     }
 
 
@@ -183,6 +225,7 @@ def _schemas() -> dict[str, Any]:
             _obj(("type", "apiKey"), type={"enum": ["API_KEY"]}, apiKey=STR),
             _obj(("type", "username", "password"), type={"enum": ["BASIC"]}, username=STR, password=STR),
             _obj(("type",), type={"enum": ["NONE"]}),
+            _obj(("type", "installation_id"), type={"enum": ["APP"]}, installation_id=STR),
         ]
     }
     metadata = _obj(
@@ -201,14 +244,28 @@ def _schemas() -> dict[str, Any]:
             ("provider_config_key", "connection_id", "credentials"),
             provider_config_key=STR, connection_id=STR, credentials=credentials,
             connection_config=ANY_OBJ, metadata=ANY_OBJ, webhook_url_override={"type": "string", "format": "uri"},
+            tags=_ref("Tags"), end_user=_ref("EndUser"),
         ),
         "Connection": _obj(
             id=INT, connection_id=STR, provider_config_key=STR, provider=STR, connection_config=ANY_OBJ,
-            metadata=ANY_OBJ, created_at=STR, updated_at=STR, last_fetched_at=NULLABLE_STR, credentials=ANY_OBJ,
+            metadata=ANY_OBJ, webhook_url_override=NULLABLE_STR, created_at=STR, updated_at=STR,
+            last_fetched_at=NULLABLE_STR, errors={"type": "array", "items": _ref("ConnectionError")},
+            end_user={"allOf": [_ref("EndUser")], "nullable": True}, tags=_ref("Tags"), credentials=ANY_OBJ,
         ),
         "ConnectionSummary": _obj(
             id=INT, connection_id=STR, provider_config_key=STR, provider=STR, created=STR, metadata=ANY_OBJ,
-            errors={"type": "array", "items": {}}, end_user={"nullable": True}, tags=ANY_OBJ,
+            errors={"type": "array", "items": _ref("ConnectionError")},
+            end_user={"allOf": [_ref("EndUser")], "nullable": True}, tags=_ref("Tags"),
+        ),
+        "ConnectionError": _obj(
+            ("type", "log_id"), type={"type": "string", "enum": ["auth", "sync"]}, log_id=STR, message=STR,
+        ),
+        "Tags": {"type": "object", "additionalProperties": STR, "maxProperties": 10},
+        "EndUser": _obj(("id",), id=STR, email=NULLABLE_STR, display_name=NULLABLE_STR, tags=_ref("Tags"),
+                        organization={"type": "object", "nullable": True, "properties": {"id": STR, "display_name": STR}}),
+        "Integration": _obj(
+            unique_key=STR, provider=STR, display_name=STR, logo=STR, forward_webhooks=BOOL, created_at=NULLABLE_STR,
+            updated_at=NULLABLE_STR, credentials={"type": "object", "nullable": True},
         ),
         "Record": {
             "type": "object",
@@ -241,7 +298,7 @@ def document() -> dict[str, Any]:
             "schemas": _schemas(),
         },
         "security": [{"secretKey": []}],
-        "paths": {**_connection_paths(), **_records_paths(), **_sync_paths(), **_webhook_paths()},
+        "paths": {**_connection_paths(), **_integration_paths(), **_records_paths(), **_sync_paths(), **_webhook_paths()},
     }
 
 

@@ -312,7 +312,7 @@ class AuthTransport(httpx.BaseTransport):
         request.headers["Authorization"] = f"Bearer {token}"
         url = str(request.url)
         for old, new in self._moves.items():
-            if url.startswith(old):
+            if url.startswith(old) and not url.startswith(new):
                 request.url = httpx.URL(new + url[len(old) :])
                 request.headers["Host"] = request.url.netloc.decode("ascii")
         return str(token)
