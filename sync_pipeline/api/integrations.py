@@ -85,12 +85,19 @@ def update_integration(call: Call) -> dict[str, Any]:
     """Set the integration's OAuth client credentials (client id and secret, or a GitHub App's id and private key)."""
     integration = call.services.integration(call.path_params["provider_config_key"])
     body = parse(PatchBody, call.json(), "body")
-    wanted = "APP" if isinstance(integration.refresh, GithubAppRefresh) else "OAUTH2"
-    if body.credentials.type != wanted:
-        message = f"integration {integration.name!r} takes client credentials of type {wanted}, not {body.credentials.type}"
-        raise ApiError(400, "invalid_body", message, [{"code": "invalid_type", "message": message, "path": ["credentials", "type"]}])
+    mismatch = client_type_mismatch(integration, body.credentials.type)
+    if mismatch:
+        raise ApiError(400, "invalid_body", mismatch, [{"code": "invalid_type", "message": mismatch, "path": ["credentials", "type"]}])
     stored = call.services.store.integration_credentials.put(integration.name, body.credentials.model_dump(exclude_none=True))
     return {"data": public(integration, stored, include={"credentials"})}
+
+
+def client_type_mismatch(integration: Integration, kind: str) -> str | None:
+    """Why `kind` of client credentials does not fit the integration's refresh (a GitHub App takes APP), or None."""
+    wanted = "APP" if isinstance(integration.refresh, GithubAppRefresh) else "OAUTH2"
+    if kind == wanted:
+        return None
+    return f"integration {integration.name!r} takes client credentials of type {wanted}, not {kind}"
 
 
 def public(integration: Integration, stored: IntegrationCredentials | None, *, include: set[str]) -> dict[str, Any]:

@@ -22,6 +22,17 @@ def served(instance, store) -> Iterator[ServedApp]:
 
 
 @pytest.fixture
+def builtin(instance, store) -> Iterator[httpx.Client]:
+    """The API over the built-in integrations (Slack, Salesforce, GitHub), with an authenticated client."""
+    from sync_pipeline.integrations import load_registry
+
+    app = create_app(registry=load_registry(extra_modules=""), instance=instance, store=store, secret_key=SECRET)
+    with ServedApp(app) as running:
+        with httpx.Client(base_url=running.url, headers={"Authorization": f"Bearer {SECRET}"}, timeout=30) as http:
+            yield http
+
+
+@pytest.fixture
 def client(served) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {SECRET}"}, timeout=30) as http:
         yield http

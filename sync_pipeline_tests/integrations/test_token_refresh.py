@@ -255,3 +255,25 @@ def test_a_jwt_signed_with_another_key_is_refused_by_github(sync, github_api, st
     assert github_api.verified_jwts == []
     assert "BEGIN PRIVATE KEY" not in failure_message(result)
     assert store.records.count_live(StreamKey("github", "acme", "GithubIssue", "base")) == 0
+
+
+def test_get_connection_refreshes_when_forced_and_shows_the_refresh_token_only_when_asked(slack_team, slack_api, api):
+    slack_team()
+    query = {"provider_config_key": "slack"}
+
+    plain = api.get("/connection/team-1", params=query).json()
+    assert plain["credentials"]["access_token"] == "xoxb-slack-token" and "refresh_token" not in plain["credentials"]
+    assert slack_api.oauth.grants == [], "a fresh token is not refreshed unless asked"
+
+    forced = api.get("/connection/team-1", params={**query, "force_refresh": "true", "refresh_token": "true"}).json()
+    assert forced["credentials"]["access_token"] == slack_api.token != "xoxb-slack-token"
+    assert forced["credentials"]["refresh_token"] == slack_api.oauth.refresh_token
+    assert len(slack_api.oauth.grants) == 1
+
+    slack_api.oauth.revoke()
+    refused = api.get("/connection/team-1", params={**query, "force_refresh": "true"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_credentials"
+    assert "invalid_refresh_token" in refused.json()["error"]["message"]
+    assert forced["credentials"]["refresh_token"] not in refused.text and CLIENT_SECRET not in refused.text
+    [listed] = api.get("/connections").json()["connections"]
+    assert [e["type"] for e in listed["errors"]] == ["auth"]
