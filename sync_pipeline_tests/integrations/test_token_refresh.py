@@ -277,3 +277,49 @@ def test_get_connection_refreshes_when_forced_and_shows_the_refresh_token_only_w
     assert forced["credentials"]["refresh_token"] not in refused.text and CLIENT_SECRET not in refused.text
     [listed] = api.get("/connections").json()["connections"]
     assert [e["type"] for e in listed["errors"]] == ["auth"]
+
+
+def test_no_secret_reaches_logs_dagster_events_webhooks_or_api_answers(
+    salesforce_org, salesforce_api, slack_team, slack_api, github_api, app_key_pair, instance, store, api,
+    webhook_receiver, monkeypatch, caplog, capfd,
+):  # fmt: skip
+    from dagster._serdes import serialize_value
+
+    caplog.set_level("DEBUG")
+    monkeypatch.setenv("SYNC_PIPELINE_WEBHOOK_URL", webhook_receiver.url)
+    harness = slack_team(expires_at=PAST)
+    slack_api.expire_token_after = 1
+    github_api.put_issue("acme/web", 1, "First")
+    github_api.installations.add("42")
+    harness.connect("github", "acme", base_url=github_api.url, credentials={"type": "APP", "installation_id": "42"},
+                    metadata={"repositories": ["acme/web"]})  # fmt: skip
+
+    runs = [harness.run("slack", "users", "team-1"), harness.run("github", "issues", "acme")]
+    assert all(run.success for run in runs)
+    salesforce_api.oauth.revoke()
+    salesforce_api.expire_session_after = 0
+    runs.append(harness.run("salesforce", "contacts", "org-1"))
+    assert not runs[-1].success
+    answers = [
+        api.get("/connections").text,
+        api.get("/connection/org-1", params={"provider_config_key": "salesforce", "force_refresh": "true"}).text,
+        api.get("/connection/team-1", params={"provider_config_key": "slack"}).text,
+        api.get("/integrations/slack", params={"include": "credentials"}).text,
+        api.get("/integrations/github", params={"include": "credentials"}).text,
+    ]
+    deliver_due(DeliveryLog(store.engine), SIGNING_KEY)
+    assert any(json.loads(body)["type"] == "auth" for _headers, body in webhook_receiver.received())
+
+    captured = capfd.readouterr()
+    output = "\n".join([
+        caplog.text, *(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records), captured.out, captured.err,
+        *(serialize_value(entry) for run in runs for entry in instance.all_logs(run.run_id)),
+        *(body.decode() + json.dumps(headers) for headers, body in webhook_receiver.received()),
+        *answers,
+    ])  # fmt: skip
+    refresh_tokens = {grant["refresh_token"] for grant in slack_api.oauth.grants + salesforce_api.grants()}
+    refresh_tokens |= {slack_api.oauth.refresh_token, "5Aep861-refresh-0"}
+    private_key_lines = [line for line in app_key_pair[0].splitlines() if "PRIVATE KEY" not in line]
+    assert len(refresh_tokens) >= 3 and len(output) > 10_000, "the run really rotated tokens and left output"
+    for secret in [CLIENT_SECRET, *refresh_tokens, *private_key_lines]:
+        assert secret not in output
