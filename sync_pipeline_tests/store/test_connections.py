@@ -3,18 +3,16 @@ lease admits one holder at a time."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, insert
 
 from sync_pipeline.settings import normalize_database_url
 from sync_pipeline.store import Connection, Store, utcnow
 from sync_pipeline.store.database import create_database_engine
-from sync_pipeline_tests.conftest import SERVER_URL
+from sync_pipeline_tests.conftest import SERVER_URL, server_database
 
 
 @pytest.fixture
@@ -23,17 +21,8 @@ def empty_database_url(tmp_path) -> Iterator[str]:
     if not SERVER_URL:
         yield f"sqlite:///{tmp_path / 'old.db'}"
         return
-    server = make_url(normalize_database_url(SERVER_URL))
-    name = f"sp_upgrade_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with server_database("sp_upgrade") as url:
+        yield url
 
 
 def test_a_connections_table_from_before_tags_and_refresh_gets_the_new_columns_and_keeps_its_rows(empty_database_url):
