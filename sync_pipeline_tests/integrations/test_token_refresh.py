@@ -323,3 +323,24 @@ def test_no_secret_reaches_logs_dagster_events_webhooks_or_api_answers(
     assert len(refresh_tokens) >= 3 and len(output) > 10_000, "the run really rotated tokens and left output"
     for secret in [CLIENT_SECRET, *refresh_tokens, *private_key_lines]:
         assert secret not in output
+
+
+def test_an_unreachable_token_endpoint_fails_the_run_but_not_the_credentials(salesforce_org, salesforce_api, store):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    connection = store.connections.get("salesforce", "org-1")
+    salesforce_org.connect("salesforce", "org-1", base_url="", credentials=connection.credentials,
+                           config={**connection.config, "login_url": f"http://127.0.0.1:{closed}"})  # fmt: skip
+    salesforce_api.expire_session_after = 0
+
+    result = salesforce_org.run("salesforce", "contacts", "org-1")
+
+    assert "token endpoint could not be reached" in failure_message(result)
+    assert store.connection_errors.get("salesforce", "org-1", "auth") is None
+    assert DeliveryLog(store.engine).list() == [], "the app is told of refused credentials, not of a network blip"
+    salesforce_org.connect("salesforce", "org-1", base_url="", credentials=connection.credentials, config=connection.config)
+    salesforce_api.expire_session_after = 1
+    assert salesforce_org.run("salesforce", "contacts", "org-1").success, "the next run refreshes and goes on"
