@@ -6,17 +6,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AnyHttpUrl, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, endpoint
-from sync_pipeline.api.errors import ApiError, not_found, parse
-from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict
+from sync_pipeline.api.errors import ApiError, not_found
+from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict, Success
 from sync_pipeline.orchestration.credentials import CredentialKeeper
 from sync_pipeline.orchestration.lifecycle import delete_connection, register_connection
 from sync_pipeline.sdk.errors import SyncError
-from sync_pipeline.store import Connection, ConnectionPage, utcnow
-from sync_pipeline.store.database import to_iso
+from sync_pipeline.store import Connection, ConnectionPage, ConnectionProblem, to_iso, utcnow
 
 # Nango's limits on tags: at most 10, keys start with a letter, lowercased when stored.
 TAG_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_\-./]{0,63}$")
@@ -125,8 +124,8 @@ class ConnectionQuery(Lenient):
 
 
 class GetQuery(ConnectionQuery):
-    force_refresh: bool = False
-    refresh_token: bool = False
+    force_refresh: bool = False  # refresh the token now
+    refresh_token: bool = False  # include the refresh token in the answer
 
 
 class PatchBody(Strict):
@@ -145,10 +144,71 @@ class MetadataBody(Lenient):
     metadata: dict[str, Any]
 
 
-@endpoint
+class ConnectionErrorEntry(BaseModel):
+    """Nango's `{type, log_id}` and our message: `auth` (a refused refresh) or `sync` (a partition's last run failed,
+    `log_id` its Dagster run id)."""
+
+    type: Literal["auth", "sync"]
+    log_id: str
+    message: str
+
+
+class EndUserAnswer(BaseModel):
+    id: str
+    display_name: str | None
+    email: str | None
+    tags: dict[str, str] | None
+    organization: dict[str, Any] | None
+
+
+class ConnectionDetail(BaseModel):
+    id: int
+    connection_id: str
+    provider_config_key: str
+    provider: str
+    connection_config: dict[str, Any]
+    metadata: dict[str, Any]
+    webhook_url_override: str | None
+    created_at: str
+    updated_at: str
+    last_fetched_at: str | None
+    errors: list[ConnectionErrorEntry]
+    end_user: EndUserAnswer | None
+    tags: dict[str, str]
+    credentials: dict[str, Any]
+
+
+class ConnectionSummary(BaseModel):
+    id: int
+    connection_id: str
+    provider_config_key: str
+    provider: str
+    created: str
+    metadata: dict[str, Any]
+    errors: list[ConnectionErrorEntry]
+    end_user: EndUserAnswer | None
+    tags: dict[str, str]
+
+
+class ConnectionList(BaseModel):
+    connections: list[ConnectionSummary]
+
+
+class Removed(BaseModel):
+    partitions: int
+    schedules: int
+    records: int
+
+
+class DeleteAnswer(BaseModel):
+    success: bool
+    deleted: Removed
+
+
+@endpoint(body=ImportBody, response=ConnectionDetail)
 def import_connection(call: Call) -> dict[str, Any]:
-    """Create a connection, or update the one with the same (provider_config_key, connection_id)."""
-    body = parse(ImportBody, call.json(), "body")
+    """Import a connection: create it, or update the one with the same (provider_config_key, connection_id)."""
+    body: ImportBody = call.parse_body()
     integration = call.services.integration(body.provider_config_key)
     connection = Connection(
         integration=integration.name,
@@ -164,10 +224,10 @@ def import_connection(call: Call) -> dict[str, Any]:
     return detail(call, stored, with_refresh_token=False)
 
 
-@endpoint
+@endpoint(query=ListQuery, response=ConnectionList)
 def list_connections(call: Call) -> dict[str, Any]:
-    """Connections, oldest first, filtered and paged as Nango's `GET /connections` is."""
-    query = parse(ListQuery, _with_tags(call), "query")
+    """List connections, oldest first, filtered (`search`, `tags[key]`, ...) and paged (`limit`, `page`) as Nango does."""
+    query: ListQuery = call.parse_query(_with_tags(call))
     page = ConnectionPage(
         integrations=tuple(part.strip() for part in (query.integrationId or "").split(",") if part.strip()),
         connection_id=query.connectionId,
@@ -183,14 +243,14 @@ def list_connections(call: Call) -> dict[str, Any]:
     return {"connections": [summary(c, errors[(c.integration, c.connection_id)]) for c in found]}
 
 
-@endpoint
+@endpoint(path=ConnectionPath, query=GetQuery, response=ConnectionDetail)
 def get_connection(call: Call) -> dict[str, Any]:
     """The connection with its credentials, as Nango answers it (the caller holds the secret key).
 
     `force_refresh=true` refreshes the token now; the refresh token is left out unless `refresh_token=true`.
     """
     connection = _existing(call)
-    query = parse(GetQuery, dict(call.query), "query")
+    query: GetQuery = call.parse_query()
     if query.force_refresh:
         connection = _refreshed(call, connection)
     call.services.store.connections.touch_fetched(connection.integration, connection.connection_id)
@@ -198,11 +258,11 @@ def get_connection(call: Call) -> dict[str, Any]:
     return detail(call, connection, with_refresh_token=query.refresh_token)
 
 
-@endpoint
+@endpoint(path=ConnectionPath, query=ConnectionQuery, body=PatchBody, response=Success)
 def patch_connection(call: Call) -> dict[str, Any]:
-    """Change the tags, end user or webhook URL override of a connection."""
+    """Change the tags, end user or webhook URL override of a connection (what is sent replaces what was stored)."""
     connection = _existing(call)
-    body = parse(PatchBody, call.json(), "body")
+    body: PatchBody = call.parse_body()
     call.services.store.connections.set_profile(
         connection.integration,
         connection.connection_id,
@@ -213,7 +273,7 @@ def patch_connection(call: Call) -> dict[str, Any]:
     return {"success": True}
 
 
-@endpoint
+@endpoint(path=ConnectionPath, query=ConnectionQuery, response=DeleteAnswer)
 def remove_connection(call: Call) -> dict[str, Any]:
     """Delete the connection with its partitions (every variant), schedules and records, and say how many."""
     connection = _existing(call)
@@ -244,20 +304,22 @@ def _with_tags(call: Call) -> dict[str, Any]:
     return query
 
 
-@endpoint(status=201)
+@endpoint(status=201, body=MetadataBody, response=MetadataBody)
 def replace_metadata(call: Call) -> dict[str, Any]:
+    """Replace the metadata of connections (all of them, or none when one is unknown)."""
     return _set_metadata(call, merge=False)
 
 
-@endpoint
+@endpoint(body=MetadataBody, response=MetadataBody)
 def merge_metadata(call: Call) -> dict[str, Any]:
+    """Merge top-level keys into the metadata of connections (all of them, or none when one is unknown)."""
     return _set_metadata(call, merge=True)
 
 
 def _set_metadata(call: Call, *, merge: bool) -> dict[str, Any]:
     """All named connections get the metadata, or (one being unknown) none does."""
     raw = call.json()
-    body = parse(MetadataBody, raw, "body")
+    body: MetadataBody = call.parse_body(raw)
     integration = call.services.integration(body.provider_config_key)
     ids = body.connection_id if isinstance(body.connection_id, list) else [body.connection_id]
     if not call.services.store.connections.set_metadata(integration.name, ids, body.metadata, merge=merge):
@@ -266,15 +328,15 @@ def _set_metadata(call: Call, *, merge: bool) -> dict[str, Any]:
 
 
 def _existing(call: Call) -> Connection:
-    connection_id = parse(ConnectionPath, call.path_params, "path").connection_id
-    integration = call.services.integration(parse(ConnectionQuery, dict(call.query), "query").provider_config_key)
+    connection_id = call.parse_path().connection_id
+    integration = call.services.integration(call.parse_query().provider_config_key)
     connection = call.services.store.connections.get(integration.name, connection_id)
     if connection is None:
         raise not_found("unknown_connection", f"there is no connection {connection_id!r} of {integration.name!r}")
     return connection
 
 
-def summary(connection: Connection, errors: list) -> dict[str, Any]:
+def summary(connection: Connection, errors: list[ConnectionProblem]) -> dict[str, Any]:
     return {
         "id": connection.id,
         "connection_id": connection.connection_id,
@@ -312,7 +374,7 @@ def detail(call: Call, connection: Connection, *, with_refresh_token: bool) -> d
     }
 
 
-def public_error(error) -> dict[str, str]:
+def public_error(error: ConnectionProblem) -> dict[str, str]:
     """Nango's `{type, log_id}`, with our message: `log_id` is the failed run's Dagster run id (auth: "")."""
     return {"type": error.kind, "log_id": error.log_id, "message": error.message}
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, endpoint
-from sync_pipeline.api.errors import ApiError, parse
-from sync_pipeline.api.fields import Lenient
+from sync_pipeline.api.errors import ApiError
+from sync_pipeline.api.fields import Lenient, ProviderConfigKey
 from sync_pipeline.sdk.declaration import Integration
 from sync_pipeline.sdk.oauth import GithubAppRefresh
 from sync_pipeline.store import IntegrationCredentials
@@ -60,31 +60,57 @@ class PatchBody(Lenient):
     credentials: ClientCredentials
 
 
+class IntegrationPath(Lenient):
+    provider_config_key: ProviderConfigKey
+
+
 class IncludeQuery(Lenient):
-    include: str | None = None
+    include: str | None = None  # `credentials`: add the client id or app id (never a secret)
 
 
-@endpoint
+class IntegrationAnswer(BaseModel):
+    """Nango's ApiPublicIntegration; `credentials` only with `include=credentials`, its secrets always null."""
+
+    unique_key: str
+    provider: str
+    display_name: str
+    logo: str
+    forward_webhooks: bool
+    created_at: str | None
+    updated_at: str | None
+    credentials: dict[str, Any] | None = None
+
+
+class OneIntegration(BaseModel):
+    data: IntegrationAnswer
+
+
+class IntegrationList(BaseModel):
+    data: list[IntegrationAnswer]
+
+
+@endpoint(response=IntegrationList)
 def list_integrations(call: Call) -> dict[str, Any]:
+    """List the integrations."""
     store = call.services.store.integration_credentials
     integrations = call.services.registry.integrations.values()
     return {"data": [public(integration, store.get(integration.name), include=set()) for integration in integrations]}
 
 
-@endpoint
+@endpoint(path=IntegrationPath, query=IncludeQuery, response=OneIntegration)
 def get_integration(call: Call) -> dict[str, Any]:
     """One integration; `include=credentials` adds the client id (or app id), never a secret."""
-    integration = call.services.integration(call.path_params["provider_config_key"])
-    include = {part.strip() for part in (parse(IncludeQuery, dict(call.query), "query").include or "").split(",")}
+    integration = call.services.integration(call.parse_path().provider_config_key)
+    include = {part.strip() for part in (call.parse_query().include or "").split(",")}
     found = call.services.store.integration_credentials.get(integration.name)
     return {"data": public(integration, found, include=include)}
 
 
-@endpoint
+@endpoint(path=IntegrationPath, body=PatchBody, response=OneIntegration)
 def update_integration(call: Call) -> dict[str, Any]:
     """Set the integration's OAuth client credentials (client id and secret, or a GitHub App's id and private key)."""
-    integration = call.services.integration(call.path_params["provider_config_key"])
-    body = parse(PatchBody, call.json(), "body")
+    integration = call.services.integration(call.parse_path().provider_config_key)
+    body: PatchBody = call.parse_body()
     mismatch = client_type_mismatch(integration, body.credentials.type)
     if mismatch:
         raise ApiError(400, "invalid_body", mismatch, [{"code": "invalid_type", "message": mismatch, "path": ["credentials", "type"]}])

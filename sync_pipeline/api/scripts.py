@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import BaseModel, Field, RootModel
 from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, endpoint
-from sync_pipeline.api.errors import parse
 from sync_pipeline.api.fields import Strict
 from sync_pipeline.sdk.declaration import Integration, SyncDefinition
 
@@ -16,10 +16,63 @@ class ScriptsQuery(Strict):
     format: Literal["nango", "openai"] = "nango"
 
 
-@endpoint
+class ModelName(BaseModel):
+    name: str
+    fields: list[Any]
+
+
+class SyncConfig(BaseModel):
+    """A sync as Nango's NangoSyncConfig; `frequency` and `variants` are ours (Nango calls the frequency `runs`)."""
+
+    name: str
+    type: Literal["sync"]
+    runs: str
+    frequency: str
+    auto_start: bool
+    sync_type: Literal["full", "incremental"]
+    track_deletes: bool
+    description: str
+    attributes: dict[str, Any]
+    scopes: list[str]
+    returns: list[str]
+    endpoints: list[dict[str, Any]]
+    version: str | None
+    last_deployed: str | None
+    enabled: bool
+    webhookSubscriptions: list[str]
+    json_schema: dict[str, Any]
+    sdk_version: str | None
+    models: list[ModelName]
+    features: list[str]
+    variants: bool
+
+
+class StandardConfig(BaseModel):
+    providerConfigKey: str
+    provider: str
+    syncs: list[SyncConfig]
+    actions: list[dict[str, Any]]
+    on_events: list[dict[str, Any]] = Field(alias="on-events")
+
+
+class OpenAIFunction(BaseModel):
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+class OpenAIFunctions(BaseModel):
+    data: list[OpenAIFunction]
+
+
+class ScriptsConfig(RootModel[list[StandardConfig] | OpenAIFunctions]):
+    """Nango's StandardNangoConfig list, or with `format=openai` `{"data": [function...]}`."""
+
+
+@endpoint(query=ScriptsQuery, response=ScriptsConfig)
 def scripts_config(call: Call) -> Any:
-    """Nango's StandardNangoConfig list (or, with `format=openai`, `{"data": [function...]}`)."""
-    query = parse(ScriptsQuery, dict(call.query), "query")
+    """Every sync of every integration, as Nango's StandardNangoConfig list (or OpenAI functions with `format=openai`)."""
+    query: ScriptsQuery = call.parse_query()
     integrations = list(call.services.registry.integrations.values())
     if query.format == "openai":
         return {"data": [_openai_function(sync) for integration in integrations for sync in integration.syncs.values()]}
@@ -38,7 +91,7 @@ def _standard_config(integration: Integration, with_variants: set[tuple[str, str
 
 
 def _sync_config(sync: SyncDefinition, has_variants: bool) -> dict[str, Any]:
-    """One sync as Nango's NangoSyncConfig; `frequency` and `variants` are ours (Nango calls the frequency `runs`)."""
+    """One sync as `SyncConfig` describes it."""
     return {
         "name": sync.name,
         "type": "sync",

@@ -7,8 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sync_pipeline.sdk import Integration, NextUrlPagination, OAuthRefresh, SyncContext, SyncError, no_expiry
-from sync_pipeline.store import Connection
+from sync_pipeline.sdk import Connection, Integration, NextUrlPagination, OAuthRefresh, SyncContext, SyncError, no_expiry
 
 API_VERSION = "v60.0"
 

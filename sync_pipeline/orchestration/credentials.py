@@ -22,8 +22,7 @@ from sync_pipeline.sdk.http import RetryPolicy, RetryTransport
 from sync_pipeline.sdk.oauth import CredentialsFailed, RefreshRefused, needs_refresh
 from sync_pipeline.settings import WebhookSettings
 from sync_pipeline.store import AUTH, Connection, Store, utcnow
-from sync_pipeline.webhooks.delivery import DeliveryLog
-from sync_pipeline.webhooks.payloads import auth_refresh_failure_body
+from sync_pipeline.notifications.payloads import auth_refresh_failure_body
 
 LEASE = timedelta(seconds=60)  # longer than a token endpoint's answer takes, retries included
 POLL_SECONDS = 0.2
@@ -172,4 +171,4 @@ class CredentialKeeper:
         )
         identity = f"{self.integration.name}/{connection.connection_id}/{connection.credentials_version}"
         delivery_id = "auth-" + hashlib.sha256(identity.encode()).hexdigest()[:40]
-        DeliveryLog(self.store.engine).enqueue(delivery_id, url, body)
+        self.store.deliveries.enqueue(delivery_id, url, body)

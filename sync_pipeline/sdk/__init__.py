@@ -22,9 +22,13 @@ from sync_pipeline.sdk.pagination import (
     Page,
     PagePagination,
 )
-from sync_pipeline.sdk.webhooks import UnknownWebhookConnection, WebhookContext, WebhookRejected
+from sync_pipeline.sdk.provider_webhooks import ProviderWebhookContext, UnknownWebhookConnection, WebhookRejected
+from sync_pipeline.store import Connection
+from sync_pipeline.vocabulary import BASE_VARIANT
 
 __all__ = [
+    "BASE_VARIANT",
+    "Connection",
     "CredentialsFailed",
     "CursorPagination",
     "GithubAppRefresh",
@@ -44,7 +48,7 @@ __all__ = [
     "SyncDefinition",
     "SyncError",
     "UnknownWebhookConnection",
-    "WebhookContext",
+    "ProviderWebhookContext",
     "WebhookRejected",
     "describe_frequency",
     "envelope_error",

@@ -17,12 +17,12 @@ from sync_pipeline.api import create_app
 from sync_pipeline.orchestration.credentials import CredentialKeeper
 from sync_pipeline.sdk.runner import PartitionState, run_sync
 from sync_pipeline.store import StreamKey
-from sync_pipeline.webhooks.delivery import DeliveryLog, deliver_due
+from sync_pipeline.notifications.delivery import deliver_due
+from sync_pipeline_tests.api.conftest import SECRET, authenticated_client
 from sync_pipeline_tests.fakes.oauth import CLIENT_ID, CLIENT_SECRET
 from sync_pipeline_tests.fakes.server import ServedApp
 from sync_pipeline_tests.results import failure_message, records
 
-SECRET_KEY = "refresh-test-secret"
 SIGNING_KEY = "refresh-test-signing-key"
 CONTACTS = StreamKey("salesforce", "org-1", "SalesforceContact", "base")
 USERS = StreamKey("slack", "team-1", "SlackUser", "base")
@@ -32,10 +32,9 @@ PAST = "2020-01-01T00:00:00Z"
 @pytest.fixture
 def api(sync, instance, store) -> Iterator[httpx.Client]:
     """The HTTP API over the built-in integrations, served on 127.0.0.1."""
-    app = create_app(registry=sync.registry, instance=instance, store=store, secret_key=SECRET_KEY)
+    app = create_app(registry=sync.registry, instance=instance, store=store, secret_key=SECRET)
     with ServedApp(app) as served:
-        with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {SECRET_KEY}"}, timeout=30) as http:
-            yield http
+        yield from authenticated_client(served.url)
 
 
 @pytest.fixture
@@ -181,7 +180,7 @@ def test_a_refused_refresh_fails_the_run_shows_in_errors_and_tells_the_app(
     assert "invalid_grant" in kinds["auth"]["message"]
     assert kinds["sync"]["log_id"] == result.run_id
 
-    deliver_due(DeliveryLog(store.engine), SIGNING_KEY)
+    deliver_due(store.deliveries, SIGNING_KEY)
     [(headers, body)] = webhook_receiver.received()
     assert json.loads(body) == {
         "from": "sync-pipeline", "type": "auth", "connectionId": "org-1", "providerConfigKey": "salesforce",
@@ -193,7 +192,7 @@ def test_a_refused_refresh_fails_the_run_shows_in_errors_and_tells_the_app(
     again = salesforce_org.run("salesforce", "contacts", "org-1")
     assert "invalid_grant" in failure_message(again)
     assert len(salesforce_api.grants()) == 1, "failed credentials are not tried again until new ones come"
-    deliver_due(DeliveryLog(store.engine), SIGNING_KEY)
+    deliver_due(store.deliveries, SIGNING_KEY)
     assert len(webhook_receiver.received()) == 1, "the app hears of the failure once"
 
     # The app imports new credentials: the connection works again, and its errors are gone.
@@ -307,7 +306,7 @@ def test_no_secret_reaches_logs_dagster_events_webhooks_or_api_answers(
         api.get("/integrations/slack", params={"include": "credentials"}).text,
         api.get("/integrations/github", params={"include": "credentials"}).text,
     ]
-    deliver_due(DeliveryLog(store.engine), SIGNING_KEY)
+    deliver_due(store.deliveries, SIGNING_KEY)
     assert any(json.loads(body)["type"] == "auth" for _headers, body in webhook_receiver.received())
 
     captured = capfd.readouterr()
@@ -340,7 +339,7 @@ def test_an_unreachable_token_endpoint_fails_the_run_but_not_the_credentials(sal
 
     assert "token endpoint could not be reached" in failure_message(result)
     assert store.connection_errors.get("salesforce", "org-1", "auth") is None
-    assert DeliveryLog(store.engine).list() == [], "the app is told of refused credentials, not of a network blip"
+    assert store.deliveries.list() == [], "the app is told of refused credentials, not of a network blip"
     salesforce_org.connect("salesforce", "org-1", base_url="", credentials=connection.credentials, config=connection.config)
     salesforce_api.expire_session_after = 1
     assert salesforce_org.run("salesforce", "contacts", "org-1").success, "the next run refreshes and goes on"

@@ -10,8 +10,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, insert
 
 from sync_pipeline.settings import normalize_database_url
-from sync_pipeline.store import Connection, Store, utcnow
-from sync_pipeline.store.database import create_database_engine
+from sync_pipeline.store import Connection, Store, create_database_engine, utcnow
 from sync_pipeline_tests.conftest import SERVER_URL, server_database
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from sync_pipeline.store.database import dialect_insert, to_iso, utcnow
-from sync_pipeline.store.schema import integration_credentials
-from sync_pipeline.store.sealing import Sealer
+from sync_pipeline.store._database import dialect_insert, to_iso, utcnow
+from sync_pipeline.store._schema import integration_credentials
+from sync_pipeline.store._sealing import Sealer
 
 
 @dataclass

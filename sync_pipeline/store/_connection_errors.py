@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, delete, select, tuple_
 
-from sync_pipeline.store.database import dialect_insert, to_iso, utcnow
-from sync_pipeline.store.schema import connection_errors
+from sync_pipeline.store._database import dialect_insert, to_iso, utcnow
+from sync_pipeline.store._schema import connection_errors
 
 AUTH, SYNC = "auth", "sync"
 
