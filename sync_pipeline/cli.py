@@ -1,4 +1,5 @@
-"""The `sync-pipeline` command: `dev` (Dagster and the API together), `serve` (the API), `deliveries`, `rotate-key`."""
+"""The `sync-pipeline` command: `dev` (Dagster and the API together), `serve` (the API), `deliveries`,
+`integration-credentials` (an integration's OAuth client credentials), `rotate-key` (re-encrypt stored secrets)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,50 @@ def deliveries(status: str | None, limit: int) -> None:
     click.echo(deliveries_table(store_for(database_url()).deliveries.list(status=status, limit=limit)))
 
 
+@main.command("integration-credentials")
+@click.argument("integration")
+@click.option("--client-id", help="OAuth client id (Slack, Salesforce, ...).")
+@click.option("--client-secret", help="OAuth client secret; asked for (hidden) when --client-id is given without it.")
+@click.option("--app-id", help="GitHub App id.")
+@click.option("--private-key-file", type=click.File("r"), help="GitHub App private key, PEM ('-' reads stdin).")
+def integration_credentials(
+    integration: str, client_id: str | None, client_secret: str | None, app_id: str | None, private_key_file
+) -> None:
+    """Set an integration's OAuth client credentials, stored encrypted (SYNC_PIPELINE_ENCRYPTION_KEY).
+
+    Tokens of its connections are refreshed with them. Same as PATCH /integrations/<integration>.
+    """
+    from pydantic import ValidationError
+
+    from sync_pipeline.api.integrations import AppClient, OAuthClient, client_type_mismatch
+    from sync_pipeline.integrations import load_registry
+    from sync_pipeline.store import store_for
+
+    declared = load_registry().get(integration)
+    if declared is None:
+        raise click.BadParameter(f"there is no integration {integration!r}", param_hint="INTEGRATION")
+    if bool(client_id) == bool(app_id):
+        raise click.UsageError("give either --client-id (OAuth) or --app-id with --private-key-file (GitHub App)")
+    mismatch = client_type_mismatch(declared, "OAUTH2" if client_id else "APP")
+    if mismatch:
+        raise click.UsageError(mismatch)
+    try:
+        if client_id:
+            secret = client_secret or click.prompt("Client secret", hide_input=True)
+            credentials = OAuthClient(type="OAUTH2", client_id=client_id, client_secret=secret)
+        else:
+            if private_key_file is None:
+                raise click.UsageError("--app-id needs --private-key-file")
+            credentials = AppClient(type="APP", app_id=app_id, private_key=private_key_file.read())
+    except ValidationError as error:
+        # Field and reason only: pydantic's own rendering would print the secret it was given.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors(include_input=False))
+        raise click.UsageError(problems) from None
+    prepare_environment()
+    store_for(database_url()).integration_credentials.put(integration, credentials.model_dump(exclude_none=True))
+    click.echo(f"client credentials of {integration} saved")
+
+
 @main.command(name="rotate-key")
 def rotate_key() -> None:
     """Encrypt every stored secret again with the first key of SYNC_PIPELINE_ENCRYPTION_KEY.
@@ -78,21 +123,26 @@ def rotate_key() -> None:
     Rotate a key by setting SYNC_PIPELINE_ENCRYPTION_KEY=<new key>,<old key> everywhere, running this, and
     then dropping the old key. Secrets stored in plain text get encrypted. Exits 1 if some cannot be read.
     """
-    from sync_pipeline.store import store_for
-    from sync_pipeline.store import ENCRYPTION_KEY_VARIABLE, EncryptionKeyError
+    from sync_pipeline.store import ENCRYPTION_KEY_VARIABLE, EncryptionKeyError, store_for
 
     prepare_environment()
     if not os.environ.get(ENCRYPTION_KEY_VARIABLE, "").strip():
         raise click.ClickException(f"{ENCRYPTION_KEY_VARIABLE} is not set: there is no key to encrypt with")
+    store = store_for(database_url())
     try:
-        report = store_for(database_url()).connections.reencrypt()
+        report = store.connections.reencrypt()
+        clients, unreadable_clients = store.integration_credentials.reencrypt()
     except EncryptionKeyError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"{report.reencrypted} connections encrypted with the first key of {ENCRYPTION_KEY_VARIABLE}")
-    if report.unreadable:
-        names = ", ".join(f"{connection_id} ({integration})" for integration, connection_id in report.unreadable)
+    click.echo(
+        f"{report.reencrypted} connections and {clients} integrations' client credentials encrypted with the first "
+        f"key of {ENCRYPTION_KEY_VARIABLE}"
+    )
+    unreadable = [f"{connection_id} ({integration})" for integration, connection_id in report.unreadable]
+    unreadable += [f"client credentials of {integration}" for integration in unreadable_clients]
+    if unreadable:
         raise click.ClickException(
-            f"{len(report.unreadable)} connections left as they were: no configured key decrypts their secrets: {names}"
+            f"{len(unreadable)} left as they were: no configured key decrypts their secrets: {', '.join(unreadable)}"
         )
 
 

@@ -1,4 +1,5 @@
-"""The sync_pipeline database: records cache, connections, partition schedule state, webhook delivery log.
+"""The sync_pipeline database: records cache, connections and their errors, integration client credentials,
+partition schedule state, webhook delivery log.
 
 Every table is the store's own; other packages use only the names exported here.
 """
@@ -11,9 +12,18 @@ from functools import cached_property, lru_cache
 
 from sqlalchemy import Engine
 
-from sync_pipeline.store._connections import Connection, ConnectionStore, ConnectionSummary, ReencryptReport
+from sync_pipeline.store._connection_errors import AUTH, SYNC, ConnectionErrorStore, ConnectionProblem
+from sync_pipeline.store._connections import (
+    Connection,
+    ConnectionPage,
+    ConnectionStore,
+    ConnectionSummary,
+    CredentialsError,
+    ReencryptReport,
+)
 from sync_pipeline.store._cursor import ForeignCursor, MalformedCursor, cursor_encoder, decode_cursor, encode_cursor
 from sync_pipeline.store._database import create_database_engine, from_iso, to_iso, utcnow
+from sync_pipeline.store._integrations import IntegrationCredentials, IntegrationCredentialsStore
 from sync_pipeline.store._deliveries import (
     DELIVERED,
     FAILED,
@@ -23,7 +33,7 @@ from sync_pipeline.store._deliveries import (
     Delivery,
     DeliveryLog,
 )
-from sync_pipeline.store._encryption import ENCRYPTION_KEY_VARIABLE, CredentialsError, EncryptionKeyError, Keyring
+from sync_pipeline.store._encryption import ENCRYPTION_KEY_VARIABLE, EncryptionKeyError, Keyring
 from sync_pipeline.store._partitions import (
     PARTITION_ADDED,
     PARTITION_CAPPED,
@@ -75,6 +85,14 @@ class Store:
     def deliveries(self) -> DeliveryLog:
         return DeliveryLog(self.engine)
 
+    @cached_property
+    def integration_credentials(self) -> IntegrationCredentialsStore:
+        return IntegrationCredentialsStore(self.engine)
+
+    @cached_property
+    def connection_errors(self) -> ConnectionErrorStore:
+        return ConnectionErrorStore(self.engine)
+
     def empty(self) -> None:
         """Delete every row of every table (tests and benchmarks start from nothing)."""
         with self.engine.begin() as conn:
@@ -111,6 +129,7 @@ __all__ = [
     "Keyring",
     "ReencryptReport",
     "ADDED",
+    "AUTH",
     "DELETED",
     "DELIVERED",
     "FAILED",
@@ -119,16 +138,22 @@ __all__ = [
     "PARTITION_CAPPED",
     "PARTITION_EXISTS",
     "PENDING",
+    "SYNC",
     "UPDATED",
     "Attempt",
     "ChangeCounts",
     "ChangeQuery",
     "Connection",
+    "ConnectionErrorStore",
+    "ConnectionPage",
+    "ConnectionProblem",
     "ConnectionStore",
     "CredentialsError",
     "Delivery",
     "DeliveryLog",
     "ForeignCursor",
+    "IntegrationCredentials",
+    "IntegrationCredentialsStore",
     "MalformedCursor",
     "PartitionRow",
     "PartitionStore",

@@ -6,24 +6,24 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 
 from sync_pipeline.json_input import loads_stored
 from sync_pipeline.store._database import to_iso, utcnow
-from sync_pipeline.store._encryption import (
-    ENCRYPTION_KEY_VARIABLE,
-    CredentialsError,
-    EncryptionKeyError,
-    Keyring,
-    is_sealed,
-)
+from sync_pipeline.store._encryption import ENCRYPTION_KEY_VARIABLE, EncryptionKeyError, is_sealed
 from sync_pipeline.store._schema import connections
+from sync_pipeline.store._sealing import CredentialsError, Sealer
+
+__all__ = ["Connection", "ConnectionPage", "ConnectionStore", "ConnectionSummary", "CredentialsError", "ReencryptReport"]
 
 log = logging.getLogger(__name__)
 KEY_CHECK_SAMPLE = 100  # the most recently written connections whose secrets the start-up check decrypts
 REENCRYPT_CHUNK = 500
+# Secret columns: stored encrypted (`fernet:...`) when a key is configured, JSON text otherwise.
+_SECRET_COLUMNS = ("credentials", "connection_config")
 
 
 @dataclass
@@ -38,6 +38,23 @@ class Connection:
     created_at: str | None = None
     updated_at: str | None = None
     last_fetched_at: str | None = None
+    tags: dict[str, str] | None = None  # None when importing: keep the stored tags
+    end_user: dict[str, Any] | None = None
+    credentials_version: int = 0
+
+
+@dataclass(frozen=True)
+class ConnectionPage:
+    """Which connections to list: filters, then `limit` of them from page `page` (0-based), oldest first."""
+
+    integrations: tuple[str, ...] = ()
+    connection_id: str | None = None
+    search: str | None = None  # part of the connection id, any case
+    tags: tuple[tuple[str, str], ...] = ()  # every tag must match
+    end_user_id: str | None = None
+    end_user_organization_id: str | None = None
+    limit: int | None = None
+    page: int = 0
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,8 @@ class ConnectionSummary:
     metadata: dict[str, Any]
     created_at: str
     updated_at: str
+    tags: dict[str, str]
+    end_user: dict[str, Any] | None
 
 
 @dataclass
@@ -60,55 +79,54 @@ class ReencryptReport:
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (integration, connection_id)
 
 
-# Secret columns: stored encrypted (`fernet:...`) when a key is configured, JSON text otherwise.
-_SECRET_COLUMNS = ("credentials", "connection_config")
-
-
 class ConnectionStore:
     def __init__(self, engine: Engine, encryption_key: str | None = None) -> None:
-        """`encryption_key`: one key or several, comma-separated (see store.encryption); default: the environment."""
+        """`encryption_key`: one key or several, comma-separated (see store._encryption); default: the environment."""
         self.engine = engine
-        self._keys = Keyring.from_setting(encryption_key)
+        self._sealer = Sealer(encryption_key)
+        self._keys = self._sealer.keys
 
     def upsert(self, connection: Connection) -> Connection:
-        """Create the connection, or update an existing one with the same (integration, connection_id)."""
+        """Create the connection, or update an existing one with the same (integration, connection_id).
+
+        New credentials get a new version, so a refresh that read the old ones does not overwrite them.
+        """
         now = to_iso(utcnow())
         values = {
-            "credentials": self._keys.seal(json.dumps(connection.credentials)),
-            "connection_config": self._keys.seal(json.dumps(connection.config)),
+            "credentials": self._sealer.seal(connection.credentials),
+            "connection_config": self._sealer.seal(connection.config),
             "metadata": json.dumps(connection.metadata),
             "webhook_url_override": connection.webhook_url_override,
             "updated_at": now,
         }
+        if connection.tags is not None:
+            values["tags"] = connection.tags
+        if connection.end_user is not None:
+            values["end_user"] = connection.end_user
         with self.engine.begin() as conn:
-            existing = conn.execute(
-                select(connections.c.id).where(
-                    connections.c.integration == connection.integration,
-                    connections.c.connection_id == connection.connection_id,
-                )
-            ).scalar()
+            existing = conn.execute(select(connections.c.id).where(_identity(connection.integration, connection.connection_id))).scalar()
             if existing is None:
                 conn.execute(
                     insert(connections).values(
                         integration=connection.integration,
                         connection_id=connection.connection_id,
                         created_at=now,
-                        **values,
+                        **{"tags": {}, **values},
                     )
                 )
             else:
-                conn.execute(update(connections).where(connections.c.id == existing).values(**values))
+                conn.execute(
+                    update(connections)
+                    .where(connections.c.id == existing)
+                    .values(credentials_version=connections.c.credentials_version + 1, **values)
+                )
         stored = self.get(connection.integration, connection.connection_id)
         assert stored is not None
         return stored
 
     def get(self, integration: str, connection_id: str) -> Connection | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(connections).where(
-                    connections.c.integration == integration, connections.c.connection_id == connection_id
-                )
-            ).first()
+            row = conn.execute(select(connections).where(_identity(integration, connection_id))).first()
         return self._from_row(row) if row is not None else None
 
     def exists(self, integration: str, connection_id: str) -> bool:
@@ -118,23 +136,29 @@ class ConnectionStore:
         return found is not None
 
     def list(self, integration: str | None = None, connection_id: str | None = None) -> list[Connection]:
-        """Connections with their secrets; one whose secrets cannot be read is left out, with a warning naming it."""
+        return self.page(ConnectionPage(integrations=(integration,) if integration else (), connection_id=connection_id))
+
+    def page(self, query: ConnectionPage) -> list[Connection]:
+        """The connections matching `query`, oldest first, one page of them, with their secrets; one whose secrets
+        cannot be read is left out, with a warning naming it."""
         out = []
         with self.engine.connect() as conn:
-            for row in conn.execute(_filtered(select(connections), integration, connection_id)):
+            for row in conn.execute(_paged(select(connections), query)):
                 try:
                     out.append(self._from_row(row))
                 except CredentialsError as error:
-                    log.warning("connection %r of %r left out: %s", row.connection_id, row.integration, error)
+                    log.warning("%s: left out", error)
         return out
 
-    def summaries(self, integration: str | None = None, connection_id: str | None = None) -> list[ConnectionSummary]:
-        """Connections without their secrets: nothing is decrypted, so one unreadable row cannot break the list."""
-        names = ("id", "integration", "connection_id", "metadata", "created_at", "updated_at")
-        columns = [connections.c[name] for name in names]
+    def summaries(self, query: ConnectionPage) -> list[ConnectionSummary]:
+        """`page` without the secrets: nothing is decrypted, so one unreadable row cannot break a listing."""
+        names = ("id", "integration", "connection_id", "metadata", "created_at", "updated_at", "tags", "end_user")
         with self.engine.connect() as conn:
-            rows = conn.execute(_filtered(select(*columns), integration, connection_id)).all()
-        return [ConnectionSummary(**{**row._mapping, "metadata": loads_stored(row.metadata)}) for row in rows]
+            rows = conn.execute(_paged(select(*(connections.c[name] for name in names)), query)).all()
+        return [
+            ConnectionSummary(**{**row._mapping, "metadata": loads_stored(row.metadata), "tags": row.tags or {}})
+            for row in rows
+        ]
 
     def check_encryption_key(self, sample: int = KEY_CHECK_SAMPLE) -> str | None:
         """Raise EncryptionKeyError when the configured keys read the secrets of none of the most recently written
@@ -177,7 +201,7 @@ class ConnectionStore:
         """Encrypt every connection's secrets again with the first configured key (plain ones get encrypted).
 
         Connections are rewritten a chunk at a time, each in its own transaction; one whose secrets no key can
-        read is left as it is and reported.
+        read is left as it is and reported. The credentials version is kept: the secrets did not change.
         """
         report = ReencryptReport()
         for chunk in self._chunks():
@@ -205,6 +229,27 @@ class ConnectionStore:
                 return
             yield chunk
             after = chunk[-1].id
+
+    def set_profile(
+        self,
+        integration: str,
+        connection_id: str,
+        *,
+        tags: dict[str, str] | None = None,
+        end_user: dict[str, Any] | None = None,
+        webhook_url_override: str | None = None,
+    ) -> bool:
+        """Change the given ones of tags, end user and webhook URL override; False if there is no such connection."""
+        values: dict[str, Any] = {"updated_at": to_iso(utcnow())}
+        if tags is not None:
+            values["tags"] = tags
+        if end_user is not None:
+            values["end_user"] = end_user
+        if webhook_url_override is not None:
+            values["webhook_url_override"] = webhook_url_override
+        with self.engine.begin() as conn:
+            result = conn.execute(update(connections).where(_identity(integration, connection_id)).values(**values))
+        return result.rowcount > 0
 
     def set_metadata(self, integration: str, connection_ids: list[str], metadata: dict[str, Any], *, merge: bool) -> bool:
         """Replace (or merge top-level keys of) the metadata of all named connections, or of none."""
@@ -250,10 +295,65 @@ class ConnectionStore:
             )
         return result.rowcount > 0
 
+    # -- token refresh: a lease per connection, and a save over the version read -------------------
+
+    def try_lease(self, integration: str, connection_id: str, owner: str, now: datetime, until: datetime) -> bool:
+        """Take the connection's refresh lease unless another owner holds an unexpired one.
+
+        One conditional UPDATE: atomic on SQLite and PostgreSQL alike, and no transaction stays open
+        while the token endpoint answers. A crashed holder's lease expires at `until`.
+        """
+        free = or_(
+            connections.c.refresh_owner.is_(None),
+            connections.c.refresh_owner == owner,
+            connections.c.refresh_until < to_iso(now),
+        )
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(connections)
+                .where(_identity(integration, connection_id), free)
+                .values(refresh_owner=owner, refresh_until=to_iso(until))
+            )
+        return result.rowcount > 0
+
+    def release_lease(self, integration: str, connection_id: str, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(connections)
+                .where(_identity(integration, connection_id), connections.c.refresh_owner == owner)
+                .values(refresh_owner=None, refresh_until=None)
+            )
+
+    def save_refreshed(
+        self, connection: Connection, credentials: dict[str, Any], config: dict[str, Any], owner: str
+    ) -> Connection | None:
+        """Save refreshed credentials (and config) over the version `connection` was read at, releasing the
+        lease; None (nothing saved) when the credentials changed since, e.g. re-imported by the app."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(connections)
+                .where(
+                    _identity(connection.integration, connection.connection_id),
+                    connections.c.credentials_version == connection.credentials_version,
+                )
+                .values(
+                    credentials=self._sealer.seal(credentials),
+                    connection_config=self._sealer.seal(config),
+                    credentials_version=connections.c.credentials_version + 1,
+                    refresh_owner=None,
+                    refresh_until=None,
+                    updated_at=to_iso(utcnow()),
+                )
+            )
+        if result.rowcount == 0:
+            self.release_lease(connection.integration, connection.connection_id, owner)
+            return None
+        return self.get(connection.integration, connection.connection_id)
+
     def _from_row(self, row) -> Connection:
         """The connection with its secrets decrypted, or CredentialsError naming the connection and the key problem."""
         try:
-            credentials, config = (loads_stored(self._keys.open(getattr(row, name))) for name in _SECRET_COLUMNS)
+            credentials, config = (self._sealer.open(getattr(row, name)) for name in _SECRET_COLUMNS)
         except CredentialsError as error:
             raise CredentialsError(f"connection {row.connection_id!r} of {row.integration!r}: {error}") from None
         return Connection(
@@ -267,16 +367,38 @@ class ConnectionStore:
             created_at=row.created_at,
             updated_at=row.updated_at,
             last_fetched_at=row.last_fetched_at,
+            tags=row.tags or {},
+            end_user=row.end_user,
+            credentials_version=row.credentials_version,
         )
 
 
 def _identity(integration: str, connection_id: str):
-    return (connections.c.integration == integration) & (connections.c.connection_id == connection_id)
+    return and_(connections.c.integration == integration, connections.c.connection_id == connection_id)
 
 
-def _filtered(statement, integration: str | None, connection_id: str | None):
-    if integration is not None:
-        statement = statement.where(connections.c.integration == integration)
-    if connection_id is not None:
-        statement = statement.where(connections.c.connection_id == connection_id)
-    return statement.order_by(connections.c.id)
+def _paged(statement, query: ConnectionPage):
+    statement = statement.order_by(connections.c.id)
+    for condition in _filters(query):
+        statement = statement.where(condition)
+    if query.limit is not None:
+        statement = statement.limit(query.limit).offset(query.page * query.limit)
+    return statement
+
+
+def _filters(query: ConnectionPage) -> list:
+    conditions = []
+    if query.integrations:
+        conditions.append(connections.c.integration.in_(query.integrations))
+    if query.connection_id is not None:
+        conditions.append(connections.c.connection_id == query.connection_id)
+    if query.search:
+        escaped = query.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(func.lower(connections.c.connection_id).like(f"%{escaped.lower()}%", escape="\\"))
+    for key, value in query.tags:
+        conditions.append(connections.c.tags[key].as_string() == value)
+    if query.end_user_id is not None:
+        conditions.append(connections.c.end_user["id"].as_string() == query.end_user_id)
+    if query.end_user_organization_id is not None:
+        conditions.append(connections.c.end_user["organization"]["id"].as_string() == query.end_user_organization_id)
+    return conditions
