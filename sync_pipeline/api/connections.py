@@ -78,13 +78,25 @@ def _tags(tags: dict[str, str]) -> dict[str, str]:
             raise ValueError(f"tag key {key!r} must start with a letter and hold letters, digits, _ - . / (64 at most)")
         if not 1 <= len(value) <= 255:
             raise ValueError(f"tag {key!r} must have a value of 1 to 255 characters")
+        if "\x00" in value:  # PostgreSQL's JSON cannot hold it
+            raise ValueError(f"tag {key!r} holds a NUL character")
         if key.lower() in lowered:
             raise ValueError(f"tag key {key.lower()!r} is given twice (keys are compared in lower case)")
         lowered[key.lower()] = value
     return lowered
 
 
-Tags = Annotated[dict[str, str], AfterValidator(_tags)]
+Tags = Annotated[
+    dict[str, str],
+    AfterValidator(_tags),
+    WithJsonSchema({
+        "type": "object",
+        "maxProperties": MAX_TAGS,
+        "propertyNames": {"pattern": TAG_KEY.pattern},
+        "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL},
+        "description": "keys are compared in lower case: two keys differing only in case are refused",
+    }),
+]
 
 
 def _allowed_destination(url: AnyHttpUrl) -> AnyHttpUrl:

@@ -150,7 +150,7 @@ class ConnectionStore:
                     log.warning("%s: left out", error)
         return out
 
-    def summaries(self, query: ConnectionPage) -> list[ConnectionSummary]:
+    def summaries(self, query: ConnectionPage = ConnectionPage()) -> list[ConnectionSummary]:
         """`page` without the secrets: nothing is decrypted, so one unreadable row cannot break a listing."""
         names = ("id", "integration", "connection_id", "metadata", "created_at", "updated_at", "tags", "end_user")
         with self.engine.connect() as conn:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sync_pipeline.api import create_app
 from sync_pipeline.integrations import load_registry
 from sync_pipeline.sdk import ProviderWebhookContext, WebhookRejected
-from sync_pipeline.store import Store
+from sync_pipeline.store import IntegrationCredentialsStore, Store
 from sync_pipeline.store._schema import connections
 from sync_pipeline_tests.acme import registry
 from sync_pipeline_tests.api.conftest import SECRET, assert_error
@@ -92,7 +92,7 @@ def test_a_wrong_key_hides_only_the_credentials_it_cannot_read(api_with_key, sto
 
     both = api_with_key("new-key, old-key")  # rotation: the first encrypts, every one decrypts
     assert credentials(both, "conn-1").json()["credentials"]["apiKey"] == "tok-1"
-    assert new.delete("/connections/conn-1", params={"provider_config_key": "acme"}).json() == {"success": True}
+    assert new.delete("/connections/conn-1", params={"provider_config_key": "acme"}).json()["success"] is True
     assert set(stored_rows(store)) == {"conn-2"}
 
 
@@ -112,13 +112,14 @@ def test_rotate_key_encrypts_every_secret_with_the_first_key(api_with_key, store
     connect(api_with_key(None), "plain", "tok-plain", connection_config={"webhook_secret": "whsec-plain"})
     connect(api_with_key("old-key"), "old", "tok-old")
     connect(api_with_key("lost-key"), "lost", "tok-lost")
+    IntegrationCredentialsStore(store.engine, "old-key").put("acme", {"type": "OAUTH2", "client_id": "c", "client_secret": "s-old"})
     before = stored_rows(store)
     assert "tok-plain" in before["plain"][0]
 
     done = _command(["-m", "sync_pipeline.cli", "rotate-key"], database_url, tmp_path, **{KEY: "new-key,old-key"})
 
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "2 connections encrypted" in done.stdout
+    assert "2 connections and 1 integrations' client credentials encrypted" in done.stdout
     assert "lost (acme)" in done.stderr and "tok-" not in done.stdout + done.stderr
     after = stored_rows(store)
     assert after["lost"] == before["lost"]  # left as it was
@@ -127,6 +128,7 @@ def test_rotate_key_encrypts_every_secret_with_the_first_key(api_with_key, store
     assert credentials(new_only, "plain").json()["connection_config"] == {"webhook_secret": "whsec-plain"}
     assert credentials(new_only, "old").json()["credentials"]["apiKey"] == "tok-old"
     assert_error(credentials(new_only, "lost"), 409, "credentials_unreadable")
+    assert IntegrationCredentialsStore(store.engine, "new-key").get("acme").credentials["client_secret"] == "s-old"
 
 
 def test_rotate_key_needs_a_key(database_url, tmp_path):
