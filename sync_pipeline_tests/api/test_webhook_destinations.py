@@ -80,3 +80,11 @@ def test_the_guarded_client_checks_the_address_it_connects_to(webhook_receiver):
     with guarded_client(allow_private=True, timeout=5) as client:
         assert client.post(webhook_receiver.url, content=b"{}").status_code == 200
     assert len(webhook_receiver.requests) == 1
+
+
+def test_patching_a_connection_to_a_refused_address_is_refused(client, store):
+    assert import_with(client, "https://hooks.example.invalid/x").status_code == 200
+    response = client.patch("/connections/c", params={"provider_config_key": "acme"},
+                            json={"webhook_url_override": "http://169.254.169.254/latest"})
+    assert_error(response, 400, "invalid_body")
+    assert store.connections.get("acme", "c").webhook_url_override == "https://hooks.example.invalid/x"
