@@ -23,6 +23,8 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from pydantic import BaseModel
 
 from sync_pipeline.keys import InvalidPartitionKey, make_partition_key, parse_partition_key
+from sync_pipeline.orchestration.automation import records_version
+from sync_pipeline.orchestration.records_input import IO_MANAGER_KEY
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.state import (
     asset_key,
@@ -33,7 +35,7 @@ from sync_pipeline.orchestration.state import (
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.runner import RunMode, run_sync
-from sync_pipeline.store import from_iso, utcnow
+from sync_pipeline.store import StreamKey, from_iso, utcnow
 
 MODE_TAG = "sync_pipeline/mode"
 PARTITION_TAG = "sync_pipeline/partition"
@@ -81,7 +83,7 @@ def build_sync_assets(sync: SyncDefinition) -> tuple[AssetsDefinition, Unresolve
                 "frequency": sync.frequency,
                 "track_deletes": sync.track_deletes,
             },
-        )
+        ).with_io_manager_key(IO_MANAGER_KEY)  # downstream inputs load records from the cache
         for model in sync.models
     ]
 
@@ -139,6 +141,8 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
         yield MaterializeResult(
             asset_key=asset_key(sync.integration.name, model),
             metadata=materialization_metadata(outcome, model, connection_id, variant, mode_name),
+            # Unchanged by a run that changed nothing: downstream automation wakes on changed records only.
+            data_version=records_version(store.records, StreamKey(sync.integration.name, connection_id, model, variant)),
         )
 
 
