@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from dagster import (
     AssetExecutionContext,
+    AssetSelection,
     AssetsDefinition,
     AssetSpec,
     DynamicPartitionsDefinition,
@@ -93,7 +94,8 @@ def build_sync_assets(sync: SyncDefinition) -> tuple[AssetsDefinition, Unresolve
 
     job = define_asset_job(
         name=sync.qualified_name,
-        selection=[spec.key for spec in specs],
+        # Without the freshness checks: a sync run syncs; the freshness sensor evaluates them.
+        selection=AssetSelection.assets(*[spec.key for spec in specs]).without_checks(),
         partitions_def=partitions,
         executor_def=in_process_executor,
         description=f"Runs {sync.integration.name} sync {sync.name!r} for one connection and variant.",

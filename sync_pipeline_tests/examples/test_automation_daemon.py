@@ -79,6 +79,11 @@ def materializations(instance: DagsterInstance, key: AssetKey) -> list:
     )
 
 
+def summary_runs(instance: DagsterInstance) -> int:
+    """Runs launched for the summary, whatever their state: a requested run counts before it materializes."""
+    return sum(1 for run in instance.get_runs() if run.asset_selection and SUMMARY in run.asset_selection)
+
+
 def automation_ticks_after(instance: DagsterInstance, timestamp: float) -> int:
     """How many ticks of the example's automation sensor finished evaluating after `timestamp`."""
     states = [s for s in instance.all_instigator_state() if s.instigator_name == AUTOMATION_SENSOR_NAME]
@@ -115,7 +120,7 @@ def test_the_example_summary_follows_each_changing_sync_and_sleeps_through_uncha
     unchanged = wait_for("the second Slack sync", lambda: len(materializations(instance, SLACK_USERS)) >= 2 and
                          materializations(instance, SLACK_USERS)[0], daemon)
     wait_for("two automation ticks after it", lambda: automation_ticks_after(instance, unchanged.timestamp) >= 2, daemon)
-    assert len(materializations(instance, SUMMARY)) == 1, "a sync that changed nothing woke the summary"
+    assert summary_runs(instance) == 1, "a sync that changed nothing woke the summary"
 
     slack_api.put("U04", "Dee")
     store.partitions.trigger("slack", "users", PARTITION, "incremental", utcnow())
