@@ -168,17 +168,12 @@ class _Reader:
         return result
 
     def pages(self, partitions: list[str], cursors: Mapping[str, tuple[int, int]]) -> Iterator[pd.DataFrame]:
-        # here, not at import: every sync run loads this module and needs no pandas
-        import pandas as pd
-
         for partition in partitions:
-            for page in self._payload_pages(partition, *cursors[partition]):
-                frame = self.frame(page)
-                if self.spanning:
-                    connection_id, variant = parse_partition_key(partition)
-                    frame.insert(0, "variant", pd.Series([variant] * len(frame), dtype="string"))
-                    frame.insert(0, "connection_id", pd.Series([connection_id] * len(frame), dtype="string"))
+            for payloads in self._payload_pages(partition, *cursors[partition]):
+                frame = self.frame(payloads, partition)
+                del payloads  # only one page alive at a time: the consumer's
                 yield frame
+                del frame
 
     def _payload_pages(self, partition: str, after: int, until: int) -> Iterator[list[dict[str, Any]]]:
         key = self.key(partition)
@@ -201,16 +196,20 @@ class _Reader:
             yield page
             after = rows[-1].seq
 
-    def frame(self, payloads: list[dict[str, Any]]) -> pd.DataFrame:
+    def frame(self, payloads: list[dict[str, Any]], partition: str | None = None) -> pd.DataFrame:
         import pandas as pd
 
-        frame = pd.DataFrame.from_records(payloads)
-        return typed_frame(frame, self.model, extra=self._extra_columns())
+        frame = typed_frame(payloads, self.model, extra=self._extra_columns())
+        if self.spanning and partition is not None:
+            connection_id, variant = parse_partition_key(partition)
+            frame.insert(0, "variant", pd.Series([variant] * len(frame), dtype="string"))
+            frame.insert(0, "connection_id", pd.Series([connection_id] * len(frame), dtype="string"))
+        return frame
 
     def empty(self) -> pd.DataFrame:
         import pandas as pd
 
-        frame = typed_frame(pd.DataFrame(), self.model, extra=self._extra_columns())
+        frame = typed_frame([], self.model, extra=self._extra_columns())
         if self.spanning:
             frame.insert(0, "variant", pd.Series([], dtype="string"))
             frame.insert(0, "connection_id", pd.Series([], dtype="string"))
@@ -222,19 +221,25 @@ class _Reader:
         return {}
 
 
-def typed_frame(frame: pd.DataFrame, model: type[BaseModel] | None, extra: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """`frame` with a column per model field (in the model's order, missing ones as <NA>) typed from the model."""
+def typed_frame(
+    payloads: list[dict[str, Any]], model: type[BaseModel] | None, extra: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Records as a frame: a column per model field (in the model's order, missing values as <NA>) typed from
+    the model, then any other keys the records have. Built column by column: no untyped copy of the page."""
     import pandas as pd
 
     dtypes = {**(model_dtypes(model) if model is not None else {}), **(extra or {})}
-    columns = list(dtypes) + [column for column in frame.columns if column not in dtypes]
-    frame = frame.reindex(columns=columns)
+    others = dict.fromkeys(key for payload in payloads for key in payload if key not in dtypes)
+    columns = {}
     for column, dtype in dtypes.items():
+        values = [payload.get(column) for payload in payloads]
         if dtype.startswith("datetime64"):
-            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+            columns[column] = pd.to_datetime(pd.Series(values, dtype="object"), utc=True, format="ISO8601")
         else:
-            frame[column] = frame[column].astype(dtype)
-    return frame
+            columns[column] = pd.Series(values, dtype=dtype)
+    for column in others:
+        columns[column] = pd.Series([payload.get(column) for payload in payloads], dtype="object")
+    return pd.DataFrame(columns)
 
 
 def model_dtypes(model: type[BaseModel]) -> dict[str, str]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import tracemalloc
 from collections.abc import Iterator
 
 import pandas as pd
@@ -9,7 +12,7 @@ import pytest
 from dagster import AssetIn, AssetKey, AssetsDefinition, MaterializeResult, asset, materialize
 
 from sync_pipeline.orchestration import IO_MANAGER_KEY, SyncRecordsIOManager, partitions_definition, sync_asset_specs
-from sync_pipeline.store import StreamKey, encode_cursor
+from sync_pipeline.store import PreparedRecord, StreamKey, encode_cursor, utcnow
 from sync_pipeline_tests.integrations.conftest import _slack_server, slack_api, sync  # noqa: F401  (fixtures)
 
 SLACK_USERS = AssetKey(["slack", "SlackUser"])
@@ -190,3 +193,43 @@ def test_a_sync_run_that_changed_nothing_keeps_its_data_version(slack, slack_api
     changed = version(slack.run("slack", "users", "team-1"))
 
     assert first == unchanged != changed
+
+
+def test_an_iterator_input_reads_100000_records_in_flat_memory(slack, reader, store, instance):
+    save_users(store, "team-1", 100_000)
+    instance.add_dynamic_partitions("slack__users", ["team-1::base"])
+    seen = {}
+
+    @asset(key=REPORT, ins={"users": AssetIn(key=SLACK_USERS)}, partitions_def=users_partitions(slack))
+    def report(users: Iterator) -> None:
+        rows = whole = 0
+        tracemalloc.start()
+        for n, page in enumerate(users, start=1):
+            rows += len(page)
+            whole += int(page.memory_usage(deep=True).sum())
+            del page
+            if n == 2:
+                seen["peak_after_two_pages"] = tracemalloc.get_traced_memory()[1]
+        seen.update(rows=rows, whole=whole, peak=tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+
+    assert reader(report).success
+    assert seen["rows"] == 100_000
+    # Flat: ten pages cost no more than two; and far less than the whole frame, which would hold every page.
+    assert seen["peak"] < 1.3 * seen["peak_after_two_pages"], seen
+    assert seen["peak"] < seen["whole"] / 3, f"peak {seen['peak']:,} bytes for a {seen['whole']:,}-byte dataset"
+
+
+def save_users(store, connection_id: str, count: int, batch: int = 5_000) -> None:
+    """`count` Slack users written straight into the cache, as a sync would leave them."""
+    key = StreamKey("slack", connection_id, "SlackUser")
+    for start in range(0, count, batch):
+        prepared = []
+        for n in range(start, min(start + batch, count)):
+            payload = json.dumps(
+                {"id": f"U{n:07d}", "team_id": "T1", "name": f"user{n}", "real_name": f"User {n}",
+                 "email": f"user{n}@example.com", "timezone": "Europe/Paris", "is_admin": n % 50 == 0,
+                 "updated_at": "2026-11-25T12:00:00+00:00"}
+            )
+            prepared.append(PreparedRecord(f"U{n:07d}", payload, hashlib.sha256(payload.encode()).hexdigest()))
+        store.records.save(key, prepared, utcnow())
