@@ -36,7 +36,7 @@ from dagster import (
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.state import WEBHOOK, asset_key
 from sync_pipeline.sdk.declaration import Registry, SyncDefinition
-from sync_pipeline.store import Store, from_iso, utcnow
+from sync_pipeline.store import Store, from_iso, to_iso, utcnow
 
 CHECK_NAME = "synced_within_twice_its_frequency"
 SENSOR_NAME = "sync_pipeline_freshness"
@@ -200,6 +200,6 @@ def report_freshness(
                         description=result.description,
                     )
                 )
-            previous = [fingerprint, now.isoformat()]
+            previous = [fingerprint, to_iso(now)]
         updated[sync.qualified_name] = previous
     return updated
