@@ -12,6 +12,7 @@ from starlette.routing import Route
 from sync_pipeline.api.endpoint import Call, endpoint
 from sync_pipeline.api.errors import ApiError, not_found, parse
 from sync_pipeline.api.fields import Lenient, Strict
+from sync_pipeline.orchestration.automation import records_version
 from sync_pipeline.orchestration.state import report_webhook_changes
 from sync_pipeline.sdk.webhooks import UnknownWebhookConnection, WebhookContext, WebhookRejected
 from sync_pipeline.store import StreamKey, utcnow
@@ -50,8 +51,14 @@ def provider_webhook(call: Call) -> dict[str, Any]:
             for model in ledger.counts
         }
         low_watermarks = ctx.changes.low_watermarks[(connection_id, sync_name)]
+        versions = {
+            model: records_version(services.store.records, StreamKey(integration.name, connection_id, model))
+            for model in ledger.counts
+        }
         sync = integration.syncs[sync_name]
-        report_webhook_changes(services.instance, sync, connection_id, ledger, started_at, low_watermarks, totals)
+        report_webhook_changes(
+            services.instance, sync, connection_id, ledger, started_at, low_watermarks, totals, data_versions=versions
+        )
     return {"success": True}
 
 

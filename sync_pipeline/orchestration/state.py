@@ -8,7 +8,7 @@ Events from before the partition's (re)creation belong to an earlier life of the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,8 +18,10 @@ from dagster import (
     AssetObservation,
     AssetRecordsFilter,
     DagsterInstance,
+    DataVersion,
     MetadataValue,
 )
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.storage.event_log.base import EventLogRecord
 
 from sync_pipeline.keys import BASE_VARIANT, make_partition_key
@@ -136,11 +138,13 @@ def report_webhook_changes(
     started_at: datetime,
     low_watermarks: dict[str, int],
     totals: dict[str, int],
+    data_versions: Mapping[str, DataVersion] | None = None,
 ) -> None:
     """Record what a provider webhook changed as a runless materialization per changed model of the base partition.
 
     The UI shows it, and the webhook sensor turns it into a `syncType: "WEBHOOK"` webhook to the app; reading
-    a partition's run state skips it (it has no checkpoint of its own).
+    a partition's run state skips it (it has no checkpoint of its own). `data_versions` (per model) let
+    automation conditions on changed records see it: Dagster ignores a materialization without one.
     """
     outcome = RunOutcome(
         sync_type=WEBHOOK,
@@ -160,5 +164,6 @@ def report_webhook_changes(
                     asset_key=asset_key(sync.integration.name, model),
                     partition=make_partition_key(connection_id, BASE_VARIANT),
                     metadata=materialization_metadata(outcome, model, connection_id, BASE_VARIANT, "webhook"),
+                    tags={DATA_VERSION_TAG: data_versions[model].value} if data_versions and model in data_versions else None,
                 )
             )
