@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dagster import materialize
+from dagster import AssetKey, materialize
 
-from sync_pipeline.orchestration import IO_MANAGER_KEY, SyncRecordsIOManager
+from sync_pipeline.orchestration import IO_MANAGER_KEY, SyncRecordsIOManager, sync_asset_specs
 from sync_pipeline_example.assets import issues_by_repository, slack_user_summary
 from sync_pipeline_example.definitions import defs
-from sync_pipeline.orchestration.records_input import sync_asset_specs
 
 
 def metadata_of(result, key: str) -> dict:
@@ -43,3 +42,40 @@ def test_slack_summary_reads_its_partitions_users(sync, slack_api, instance, dat
     assert metadata["users"] == 3 and metadata["admins"] == 1
     assert metadata["timezones"] == {"Europe/Paris": 2, "America/New_York": 1}
     assert metadata["sync_pipeline/cursor/slack/SlackUser"]["team-1::base"]
+
+
+def test_issues_by_repository_spans_every_github_connection(sync, github_api, instance, database_url):
+    github_api.put_issue("acme/web", 1, "Open one")
+    github_api.put_issue("acme/web", 2, "Done", state="closed")
+    github_api.put_issue("beta/api", 1, "Open too")
+    for connection_id, metadata in (("gh-1", {"web": {"owner": "acme", "repo": "web"}}), ("gh-2", {"repositories": ["beta/api"]})):
+        sync.connect(
+            "github",
+            connection_id,
+            base_url=github_api.url,
+            credentials={"type": "OAUTH2", "access_token": github_api.token},
+            metadata=metadata,
+        )
+    assert sync.run("github", "issues", "gh-1", variant="web").success
+    assert sync.run("github", "issues", "gh-2").success
+
+    result = materialize(
+        [*sync_asset_specs(sync.registry), issues_by_repository],
+        selection=[issues_by_repository],
+        instance=instance,
+        resources={IO_MANAGER_KEY: SyncRecordsIOManager(database_url=database_url)},
+    )
+
+    table = result.asset_value(issues_by_repository.key)
+    rows = sorted(tuple(row) for row in table[["connection_id", "variant", "repository", "open", "closed"]].itertuples(index=False))
+    assert rows == [("gh-1", "web", "acme/web", 1, 1), ("gh-2", "base", "beta/api", 1, 0)]
+    assert metadata_of(result, "github_reports/issues_by_repository")["open"] == 2
+
+
+def test_the_example_code_location_declares_the_sync_assets_it_reads_and_runs_its_automation():
+    graph = defs.resolve_asset_graph()
+    summary = graph.get(slack_user_summary.key)
+    assert summary.automation_condition is not None and summary.automation_condition.get_label() == "on_records_changed"
+    assert not graph.get(AssetKey(["slack", "SlackUser"])).is_materializable, "synced by sync_pipeline, not here"
+    [automation] = defs.sensors
+    assert automation.default_status.value == "RUNNING"

@@ -231,5 +231,5 @@ def save_users(store, connection_id: str, count: int, batch: int = 5_000) -> Non
                  "email": f"user{n}@example.com", "timezone": "Europe/Paris", "is_admin": n % 50 == 0,
                  "updated_at": "2026-11-25T12:00:00+00:00"}
             )
-            prepared.append(PreparedRecord(f"U{n:07d}", payload, hashlib.sha256(payload.encode()).hexdigest()))
+            prepared.append(PreparedRecord(f"U{n:07d}", payload, hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()))
         store.records.save(key, prepared, utcnow())
