@@ -1,4 +1,4 @@
-"""The Dagster side: sync assets and jobs, the scheduling, webhook and freshness sensors, built from a registry."""
+"""The Dagster side: sync assets and jobs, the scheduling, notifications and freshness sensors, built from a registry."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sync_pipeline.orchestration.freshness import build_freshness_checks, build_
 from sync_pipeline.orchestration.records_input import IO_MANAGER_KEY, SyncRecordsIOManager, sync_asset_specs
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.scheduling import build_scheduling_sensor
-from sync_pipeline.orchestration.webhooks import build_webhook_sensor
+from sync_pipeline.orchestration.notifications import build_notifications_sensor
 from sync_pipeline.sdk.declaration import Registry
 
 
@@ -22,7 +22,7 @@ def build_definitions(registry: Registry, *, database_url: str | None = None) ->
         assets.append(sync_assets)
         checks.append(build_freshness_checks(sync))
         jobs.append(job)
-    sensors = [build_webhook_sensor(registry), build_freshness_sensor(registry)]
+    sensors = [build_notifications_sensor(registry), build_freshness_sensor(registry)]
     if jobs:  # the scheduler targets the sync jobs; with none there is nothing to schedule
         sensors.append(build_scheduling_sensor(registry, jobs))
     return Definitions(

@@ -34,9 +34,10 @@ from dagster import (
 )
 
 from sync_pipeline.orchestration.resources import SyncPipelineResource
-from sync_pipeline.orchestration.state import WEBHOOK, asset_key
+from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
 from sync_pipeline.sdk.declaration import Registry, SyncDefinition
 from sync_pipeline.store import Store, from_iso, to_iso, utcnow
+from sync_pipeline.vocabulary import WEBHOOK
 
 CHECK_NAME = "synced_within_twice_its_frequency"
 SENSOR_NAME = "sync_pipeline_freshness"
@@ -102,10 +103,8 @@ def _last_successful_runs(instance: DagsterInstance, key: AssetKey, since: datet
     latest: dict[str, datetime] = {}
     for record in _materializations_since(instance, key, since):
         event = record.asset_materialization
-        if event is None or event.partition is None:
-            continue
-        sync_type = event.metadata.get("sync_type")
-        if sync_type is not None and sync_type.value == WEBHOOK:
+        run = RunMetadata.of_event(event) if event is not None and event.partition is not None else None
+        if run is None or run.kind == WEBHOOK:
             continue
         latest[event.partition] = datetime.fromtimestamp(record.timestamp, tz=since.tzinfo)
     return latest

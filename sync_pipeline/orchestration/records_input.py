@@ -34,7 +34,6 @@ from dagster import (
 from pydantic import BaseModel, Field
 
 from sync_pipeline.keys import InvalidPartitionKey, parse_partition_key
-from sync_pipeline.orchestration.resources import store_for
 from sync_pipeline.sdk.declaration import Registry
 from sync_pipeline.settings import database_url
 from sync_pipeline.store import (
@@ -47,6 +46,7 @@ from sync_pipeline.store import (
     StreamKey,
     decode_cursor,
     encode_cursor,
+    store_for,
 )
 
 if TYPE_CHECKING:
@@ -359,7 +359,7 @@ def sync_asset_specs(registry: Registry) -> list[AssetSpec]:
     """The sync assets as a downstream code location declares them: same keys and partitions, loaded through
     the `sync_records` IO manager. Put them in your `Definitions` beside your own assets."""
     from sync_pipeline.orchestration.assets import partitions_definition
-    from sync_pipeline.orchestration.state import asset_key
+    from sync_pipeline.orchestration.run_metadata import asset_key
 
     return [
         AssetSpec(
