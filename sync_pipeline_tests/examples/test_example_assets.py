@@ -72,6 +72,18 @@ def test_issues_by_repository_spans_every_github_connection(sync, github_api, in
     assert metadata_of(result, "github_reports/issues_by_repository")["open"] == 2
 
 
+def test_issues_by_repository_is_an_empty_table_before_any_github_sync(sync, instance, database_url):
+    result = materialize(
+        [*sync_asset_specs(sync.registry), issues_by_repository],
+        selection=[issues_by_repository],
+        instance=instance,
+        resources={IO_MANAGER_KEY: SyncRecordsIOManager(database_url=database_url)},
+    )
+
+    table = result.asset_value(issues_by_repository.key)
+    assert table.empty and list(table.columns) == ["connection_id", "variant", "repository", "open", "closed"]
+
+
 def test_the_example_code_location_declares_the_sync_assets_it_reads_and_runs_its_automation():
     graph = defs.resolve_asset_graph()
     summary = graph.get(slack_user_summary.key)

@@ -18,7 +18,7 @@ from sync_pipeline.orchestration import on_records_changed, partitions_definitio
 )
 def slack_user_summary(users: pd.DataFrame) -> MaterializeResult:
     """How many people a Slack workspace has, how many are admins, and where they are."""
-    active = users[~users["deactivated"]]
+    active = users[~users["deactivated"].fillna(False)]
     return MaterializeResult(
         metadata={
             "users": len(active),
@@ -42,16 +42,19 @@ def issues_by_repository(issues: Iterator) -> Output[pd.DataFrame]:
     `issues` is an iterator of DataFrame pages (Dagster takes no `Iterator[pd.DataFrame]` annotation).
     """
     keys = ["connection_id", "variant", "repository", "state"]
-    partial = [page.groupby(keys, dropna=False).size() for page in issues]
-    counts = pd.concat(partial).groupby(level=keys, dropna=False).sum() if partial else pd.Series(dtype="int64")
-    table = counts.unstack("state", fill_value=0).reindex(columns=["open", "closed"], fill_value=0).reset_index()
-    table.columns.name = None
+    partial = [page.groupby(keys, dropna=False).size() for page in issues if len(page)]
+    if partial:
+        counts = pd.concat(partial).groupby(level=keys, dropna=False).sum()
+        table = counts.unstack("state", fill_value=0).reindex(columns=["open", "closed"], fill_value=0).reset_index()
+        table.columns.name = None
+    else:  # no GitHub connection synced yet
+        table = pd.DataFrame(columns=[*keys[:3], "open", "closed"])
     return Output(
         table,
         metadata={
             "repositories": len(table),
-            "open": int(table["open"].sum()) if len(table) else 0,
-            "closed": int(table["closed"].sum()) if len(table) else 0,
+            "open": int(table["open"].sum()),
+            "closed": int(table["closed"].sum()),
             "preview": MetadataValue.md(_markdown(table.head(20))),
         },
     )
