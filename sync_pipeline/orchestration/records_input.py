@@ -51,11 +51,11 @@ from sync_pipeline.store import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
 IO_MANAGER_KEY = "sync_records"
 PAGE_SIZE = 10_000
 CURSOR_METADATA_PREFIX = "sync_pipeline/cursor/"
 ACTION_COLUMN, DELETED_AT_COLUMN = "_sync_action", "_sync_deleted_at"
-PARTITION_COLUMNS = ("connection_id", "variant")
 
 # pandas' nullable dtypes: a missing optional value stays <NA> instead of turning ints into floats.
 _DTYPES: dict[type, str] = {str: "string", int: "Int64", float: "Float64", bool: "boolean"}
@@ -200,20 +200,15 @@ class _Reader:
         import pandas as pd
 
         frame = typed_frame(payloads, self.model, extra=self._extra_columns())
-        if self.spanning and partition is not None:
-            connection_id, variant = parse_partition_key(partition)
+        if self.spanning:
+            connection_id, variant = parse_partition_key(partition) if partition else (None, None)
             frame.insert(0, "variant", pd.Series([variant] * len(frame), dtype="string"))
             frame.insert(0, "connection_id", pd.Series([connection_id] * len(frame), dtype="string"))
         return frame
 
     def empty(self) -> pd.DataFrame:
-        import pandas as pd
-
-        frame = typed_frame([], self.model, extra=self._extra_columns())
-        if self.spanning:
-            frame.insert(0, "variant", pd.Series([], dtype="string"))
-            frame.insert(0, "connection_id", pd.Series([], dtype="string"))
-        return frame
+        """No records, with every column the records would have."""
+        return self.frame([])
 
     def _extra_columns(self) -> dict[str, str]:
         if self.changes_only or self.request.include_deleted:
@@ -244,9 +239,7 @@ def typed_frame(
 
 def model_dtypes(model: type[BaseModel]) -> dict[str, str]:
     """pandas dtypes of a model's fields: nullable scalars, UTC datetimes, object for lists, dicts and the rest."""
-    return {
-        (field.alias or name): _dtype(field.annotation) for name, field in model.model_fields.items()
-    }
+    return {(field.alias or name): _dtype(field.annotation) for name, field in model.model_fields.items()}
 
 
 def _dtype(annotation: Any) -> str:
@@ -266,6 +259,7 @@ def _dtype(annotation: Any) -> str:
 
 def _concat(pages: Iterable[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
+
     frames = list(pages)
     return pd.concat(frames, ignore_index=True) if frames else empty
 
