@@ -14,6 +14,17 @@ def metadata_of(result, key: str) -> dict:
     return {name: value.value for name, value in event.step_materialization_data.materialization.metadata.items()}
 
 
+def materialize_example(example, sync, instance, database_url, partition_key: str | None = None):
+    """Materialize one of the example's assets in process, its inputs read from the test database."""
+    return materialize(
+        [*sync_asset_specs(sync.registry), example],
+        selection=[example],
+        partition_key=partition_key,
+        instance=instance,
+        resources={IO_MANAGER_KEY: SyncRecordsIOManager(database_url=database_url)},
+    )
+
+
 def connect_slack(sync, slack_api, connection_id: str) -> None:
     sync.connect(
         "slack",
@@ -30,13 +41,7 @@ def test_slack_summary_reads_its_partitions_users(sync, slack_api, instance, dat
     connect_slack(sync, slack_api, "team-1")
     assert sync.run("slack", "users", "team-1").success
 
-    result = materialize(
-        [*sync_asset_specs(sync.registry), slack_user_summary],
-        selection=[slack_user_summary],
-        partition_key="team-1::base",
-        instance=instance,
-        resources={IO_MANAGER_KEY: SyncRecordsIOManager(database_url=database_url)},
-    )
+    result = materialize_example(slack_user_summary, sync, instance, database_url, partition_key="team-1::base")
 
     metadata = metadata_of(result, "slack_reports/slack_user_summary")
     assert metadata["users"] == 3 and metadata["admins"] == 1
@@ -59,12 +64,7 @@ def test_issues_by_repository_spans_every_github_connection(sync, github_api, in
     assert sync.run("github", "issues", "gh-1", variant="web").success
     assert sync.run("github", "issues", "gh-2").success
 
-    result = materialize(
-        [*sync_asset_specs(sync.registry), issues_by_repository],
-        selection=[issues_by_repository],
-        instance=instance,
-        resources={IO_MANAGER_KEY: SyncRecordsIOManager(database_url=database_url)},
-    )
+    result = materialize_example(issues_by_repository, sync, instance, database_url)
 
     table = result.asset_value(issues_by_repository.key)
     rows = sorted(tuple(row) for row in table[["connection_id", "variant", "repository", "open", "closed"]].itertuples(index=False))
@@ -73,12 +73,7 @@ def test_issues_by_repository_spans_every_github_connection(sync, github_api, in
 
 
 def test_issues_by_repository_is_an_empty_table_before_any_github_sync(sync, instance, database_url):
-    result = materialize(
-        [*sync_asset_specs(sync.registry), issues_by_repository],
-        selection=[issues_by_repository],
-        instance=instance,
-        resources={IO_MANAGER_KEY: SyncRecordsIOManager(database_url=database_url)},
-    )
+    result = materialize_example(issues_by_repository, sync, instance, database_url)
 
     table = result.asset_value(issues_by_repository.key)
     assert table.empty and list(table.columns) == ["connection_id", "variant", "repository", "open", "closed"]
