@@ -1,5 +1,5 @@
 """The `sync-pipeline` command: `dev` (Dagster and the API together), `serve` (the API), `deliveries`,
-`integration-credentials` (an integration's OAuth client credentials)."""
+`integration-credentials` (an integration's OAuth client credentials), `rotate-key` (re-encrypt stored secrets)."""
 
 from __future__ import annotations
 
@@ -114,6 +114,36 @@ def integration_credentials(
     prepare_environment()
     store_for(database_url()).integration_credentials.put(integration, credentials.model_dump(exclude_none=True))
     click.echo(f"client credentials of {integration} saved")
+
+
+@main.command(name="rotate-key")
+def rotate_key() -> None:
+    """Encrypt every stored secret again with the first key of SYNC_PIPELINE_ENCRYPTION_KEY.
+
+    Rotate a key by setting SYNC_PIPELINE_ENCRYPTION_KEY=<new key>,<old key> everywhere, running this, and
+    then dropping the old key. Secrets stored in plain text get encrypted. Exits 1 if some cannot be read.
+    """
+    from sync_pipeline.store import ENCRYPTION_KEY_VARIABLE, EncryptionKeyError, store_for
+
+    prepare_environment()
+    if not os.environ.get(ENCRYPTION_KEY_VARIABLE, "").strip():
+        raise click.ClickException(f"{ENCRYPTION_KEY_VARIABLE} is not set: there is no key to encrypt with")
+    store = store_for(database_url())
+    try:
+        report = store.connections.reencrypt()
+        clients, unreadable_clients = store.integration_credentials.reencrypt()
+    except EncryptionKeyError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"{report.reencrypted} connections and {clients} integrations' client credentials encrypted with the first "
+        f"key of {ENCRYPTION_KEY_VARIABLE}"
+    )
+    unreadable = [f"{connection_id} ({integration})" for integration, connection_id in report.unreadable]
+    unreadable += [f"client credentials of {integration}" for integration in unreadable_clients]
+    if unreadable:
+        raise click.ClickException(
+            f"{len(unreadable)} left as they were: no configured key decrypts their secrets: {', '.join(unreadable)}"
+        )
 
 
 def prepare_environment() -> dict[str, str]:

@@ -16,15 +16,17 @@ class InvalidPartitionKey(ValueError):
 
 
 def validate_connection_id(connection_id: str) -> str:
-    if not isinstance(connection_id, str) or not CONNECTION_ID_PATTERN.match(connection_id):
+    if not isinstance(connection_id, str) or not CONNECTION_ID_PATTERN.fullmatch(connection_id):
         raise InvalidPartitionKey(
             f"connection id {connection_id!r} must be 1 to 255 characters of letters, digits and . _ @ + = -"
         )
+    if connection_id in (".", ".."):  # a URL path segment of its own: clients normalise it away before sending
+        raise InvalidPartitionKey(f"connection id {connection_id!r} is not allowed: it cannot be named in a URL path")
     return connection_id
 
 
 def validate_variant(variant: str, *, allow_base: bool = True) -> str:
-    if not isinstance(variant, str) or not VARIANT_PATTERN.match(variant):
+    if not isinstance(variant, str) or not VARIANT_PATTERN.fullmatch(variant):
         raise InvalidPartitionKey(f"variant {variant!r} must be 1 to 255 characters of letters, digits, _ and -")
     if not allow_base and variant.lower() == BASE_VARIANT:
         raise InvalidPartitionKey(f"variant {variant!r} is reserved for the base variant")

@@ -45,6 +45,12 @@ class WebhookSettings:
         )
 
 
+def private_webhook_urls_allowed() -> bool:
+    """SYNC_PIPELINE_ALLOW_PRIVATE_WEBHOOK_URLS: may a connection's webhook_url_override reach private or loopback
+    addresses? Off by default (see sync_pipeline.destinations)."""
+    return os.environ.get("SYNC_PIPELINE_ALLOW_PRIVATE_WEBHOOK_URLS", "").lower() in {"1", "true", "yes"}
+
+
 def render_instance_yaml(template: str, url: str | None) -> str:
     """The instance's dagster.yaml: the repository's file, plus PostgreSQL storage when `url` is PostgreSQL."""
     if url and url.startswith("postgresql"):

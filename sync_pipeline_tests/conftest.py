@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from sync_pipeline.integrations import load_registry
 from sync_pipeline.settings import normalize_database_url, render_instance_yaml
-from sync_pipeline.store import Store, store_for
+from sync_pipeline.store import Store, checked_store, store_for
 from sync_pipeline_tests.acme import registry as acme_registry
 from sync_pipeline_tests.fakes.acme import AcmeApi
 from sync_pipeline_tests.fakes.receiver import WebhookReceiver
@@ -49,6 +49,7 @@ def database_url(tmp_path_factory) -> Iterator[str]:
         with server_database("sp_test") as url:
             yield url
     finally:
+        checked_store.cache_clear()
         store_for.cache_clear()
 
 
@@ -122,6 +123,13 @@ def _wipe(instance: DagsterInstance) -> None:
             instance.delete_dynamic_partition(name, key)
     for sensor_state in instance.all_instigator_state():
         instance.delete_instigator_state(sensor_state.instigator_origin_id, sensor_state.selector_id)
+
+
+@pytest.fixture(autouse=True)
+def _private_webhook_urls(monkeypatch) -> None:
+    """The suite's webhook receivers listen on 127.0.0.1, which webhook_url_override may reach only when allowed.
+    Tests of the refusal itself unset it."""
+    monkeypatch.setenv("SYNC_PIPELINE_ALLOW_PRIVATE_WEBHOOK_URLS", "true")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from sync_pipeline.api import connections, integrations, notifications, openapi,
 from sync_pipeline.api.endpoint import Services
 from sync_pipeline.api.errors import ApiError, api_error_response, http_error_response, unexpected_error_response
 from sync_pipeline.sdk.declaration import Registry
-from sync_pipeline.store import Store
+from sync_pipeline.store import EncryptionKeyError, Store
 
 SECRET_KEY_VARIABLE = "SYNC_PIPELINE_SECRET_KEY"
 
@@ -53,8 +53,8 @@ def create_app(*, registry: Registry, instance: DagsterInstance, store: Store, s
 def app_from_env() -> Starlette:
     """The app `sync-pipeline serve` runs: integrations, Dagster instance and database from the environment."""
     from sync_pipeline.integrations import load_registry
-    from sync_pipeline.store import store_for
     from sync_pipeline.settings import database_url
+    from sync_pipeline.store import checked_store
 
     secret_key = os.environ.get(SECRET_KEY_VARIABLE, "")
     if not secret_key.strip():
@@ -62,10 +62,14 @@ def app_from_env() -> Starlette:
             f"{SECRET_KEY_VARIABLE} is not set: the HTTP API refuses to start without the secret key its clients "
             f"must send (Authorization: Bearer <key>). Set it, e.g. {SECRET_KEY_VARIABLE}=$(openssl rand -hex 32)."
         )
+    try:
+        store = checked_store(database_url())
+    except EncryptionKeyError as error:
+        raise SystemExit(f"sync-pipeline cannot start: {error}") from None
     return create_app(
         registry=load_registry(),
         instance=DagsterInstance.get(),
-        store=store_for(database_url()),
+        store=store,
         secret_key=secret_key.strip(),
     )
 

@@ -6,16 +6,19 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, endpoint
 from sync_pipeline.api.errors import ApiError, not_found
-from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict, Success
+from sync_pipeline.api.fields import NO_NUL, ConnectionId, Lenient, ProviderConfigKey, Strict, Success, Text
+from sync_pipeline.destinations import RefusedDestination, check_url
 from sync_pipeline.orchestration.credentials import CredentialKeeper
 from sync_pipeline.orchestration.lifecycle import delete_connection, register_connection
 from sync_pipeline.sdk.errors import SyncError
-from sync_pipeline.store import Connection, ConnectionPage, ConnectionProblem, to_iso, utcnow
+from sync_pipeline.sdk.declaration import Integration
+from sync_pipeline.store import Connection, ConnectionPage, ConnectionProblem, CredentialsError, to_iso, utcnow
+from sync_pipeline.store import ConnectionSummary as StoredSummary
 
 # Nango's limits on tags: at most 10, keys start with a letter, lowercased when stored.
 TAG_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_\-./]{0,63}$")
@@ -75,13 +78,44 @@ def _tags(tags: dict[str, str]) -> dict[str, str]:
             raise ValueError(f"tag key {key!r} must start with a letter and hold letters, digits, _ - . / (64 at most)")
         if not 1 <= len(value) <= 255:
             raise ValueError(f"tag {key!r} must have a value of 1 to 255 characters")
+        if "\x00" in value:  # PostgreSQL's JSON cannot hold it
+            raise ValueError(f"tag {key!r} holds a NUL character")
         if key.lower() in lowered:
             raise ValueError(f"tag key {key.lower()!r} is given twice (keys are compared in lower case)")
         lowered[key.lower()] = value
     return lowered
 
 
-Tags = Annotated[dict[str, str], AfterValidator(_tags)]
+Tags = Annotated[
+    dict[str, str],
+    AfterValidator(_tags),
+    WithJsonSchema({
+        "type": "object",
+        "maxProperties": MAX_TAGS,
+        "propertyNames": {"pattern": TAG_KEY.pattern},
+        "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL},
+        "description": "keys are compared in lower case: two keys differing only in case are refused",
+    }),
+]
+
+
+def _allowed_destination(url: AnyHttpUrl) -> AnyHttpUrl:
+    try:
+        check_url(str(url))
+    except RefusedDestination as error:
+        raise ValueError(str(error)) from None
+    return url
+
+
+WebhookUrl = Annotated[
+    AnyHttpUrl,
+    AfterValidator(_allowed_destination),
+    WithJsonSchema({
+        "type": "string", "format": "uri", "pattern": "^[hH][tT][tT][pP][sS]?://", "maxLength": 2083,
+        "description": "never a link-local or cloud metadata address; private or loopback ones only when "
+                       "SYNC_PIPELINE_ALLOW_PRIVATE_WEBHOOK_URLS is true",
+    }),
+]
 
 
 class Organization(Strict):
@@ -103,17 +137,17 @@ class ImportBody(Lenient):
     credentials: Credentials
     connection_config: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    webhook_url_override: AnyHttpUrl | None = None
+    webhook_url_override: WebhookUrl | None = None
     tags: Tags | None = None
     end_user: EndUser | None = None
 
 
 class ListQuery(Lenient):
-    connectionId: str | None = Field(None, min_length=1, max_length=255)
-    search: str | None = Field(None, min_length=1, max_length=255)
-    integrationId: str | None = None
-    endUserId: str | None = Field(None, min_length=1, max_length=255)
-    endUserOrganizationId: str | None = Field(None, min_length=1, max_length=255)
+    connectionId: str | None = Field(None, min_length=1, max_length=255, pattern=NO_NUL)
+    search: str | None = Field(None, min_length=1, max_length=255, pattern=NO_NUL)
+    integrationId: Text | None = None
+    endUserId: str | None = Field(None, min_length=1, max_length=255, pattern=NO_NUL)
+    endUserOrganizationId: str | None = Field(None, min_length=1, max_length=255, pattern=NO_NUL)
     tags: Tags = Field(default_factory=dict)
     limit: int | None = Field(None, ge=1, le=MAX_PAGE)
     page: int = Field(0, ge=0)
@@ -131,7 +165,7 @@ class GetQuery(ConnectionQuery):
 class PatchBody(Strict):
     tags: Tags | None = None
     end_user: EndUser | None = None
-    webhook_url_override: AnyHttpUrl | None = None
+    webhook_url_override: WebhookUrl | None = None
 
 
 class ConnectionPath(Lenient):
@@ -238,7 +272,7 @@ def list_connections(call: Call) -> dict[str, Any]:
         limit=query.limit or DEFAULT_LIMIT,
         page=query.page,
     )
-    found = call.services.store.connections.page(page)
+    found = call.services.store.connections.summaries(page)  # nothing decrypted: an unreadable row cannot break it
     errors = call.services.store.connection_errors.of([(c.integration, c.connection_id) for c in found])
     return {"connections": [summary(c, errors[(c.integration, c.connection_id)]) for c in found]}
 
@@ -248,8 +282,12 @@ def get_connection(call: Call) -> dict[str, Any]:
     """The connection with its credentials, as Nango answers it (the caller holds the secret key).
 
     `force_refresh=true` refreshes the token now; the refresh token is left out unless `refresh_token=true`.
+    409 `credentials_unreadable` when no configured key decrypts them: the message names the key problem.
     """
-    connection = _existing(call)
+    try:
+        connection = _existing(call)
+    except CredentialsError as error:
+        raise ApiError(409, "credentials_unreadable", str(error)) from None
     query: GetQuery = call.parse_query()
     if query.force_refresh:
         connection = _refreshed(call, connection)
@@ -261,24 +299,29 @@ def get_connection(call: Call) -> dict[str, Any]:
 @endpoint(path=ConnectionPath, query=ConnectionQuery, body=PatchBody, response=Success)
 def patch_connection(call: Call) -> dict[str, Any]:
     """Change the tags, end user or webhook URL override of a connection (what is sent replaces what was stored)."""
-    connection = _existing(call)
+    connection_id, integration = _named(call)
     body: PatchBody = call.parse_body()
-    call.services.store.connections.set_profile(
-        connection.integration,
-        connection.connection_id,
+    found = call.services.store.connections.set_profile(
+        integration.name,
+        connection_id,
         tags=body.tags,
         end_user=body.end_user.model_dump() if body.end_user else None,
         webhook_url_override=str(body.webhook_url_override) if body.webhook_url_override else None,
     )
+    if not found:
+        raise _unknown(integration.name, connection_id)
     return {"success": True}
 
 
 @endpoint(path=ConnectionPath, query=ConnectionQuery, response=DeleteAnswer)
 def remove_connection(call: Call) -> dict[str, Any]:
-    """Delete the connection with its partitions (every variant), schedules and records, and say how many."""
-    connection = _existing(call)
-    integration = call.services.integration(connection.integration)
-    removed = delete_connection(call.services.instance, call.services.store, integration, connection.connection_id)
+    """Delete the connection with its partitions (every variant), schedules and records, and say how many.
+
+    Its secrets need not be readable."""
+    connection_id, integration = _named(call)
+    removed = delete_connection(call.services.instance, call.services.store, integration, connection_id)
+    if removed is None:
+        raise _unknown(integration.name, connection_id)
     return {"success": True, "deleted": removed}
 
 
@@ -327,16 +370,24 @@ def _set_metadata(call: Call, *, merge: bool) -> dict[str, Any]:
     return raw
 
 
-def _existing(call: Call) -> Connection:
+def _named(call: Call) -> tuple[str, Integration]:
     connection_id = call.parse_path().connection_id
-    integration = call.services.integration(call.parse_query().provider_config_key)
+    return connection_id, call.services.integration(call.parse_query().provider_config_key)
+
+
+def _existing(call: Call) -> Connection:
+    connection_id, integration = _named(call)
     connection = call.services.store.connections.get(integration.name, connection_id)
     if connection is None:
-        raise not_found("unknown_connection", f"there is no connection {connection_id!r} of {integration.name!r}")
+        raise _unknown(integration.name, connection_id)
     return connection
 
 
-def summary(connection: Connection, errors: list[ConnectionProblem]) -> dict[str, Any]:
+def _unknown(integration: str, connection_id: str) -> ApiError:
+    return not_found("unknown_connection", f"there is no connection {connection_id!r} of {integration!r}")
+
+
+def summary(connection: StoredSummary, errors: list[ConnectionProblem]) -> dict[str, Any]:
     return {
         "id": connection.id,
         "connection_id": connection.connection_id,

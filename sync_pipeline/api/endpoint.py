@@ -3,7 +3,6 @@ and response models, from which the OpenAPI document is generated), so handlers 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,8 @@ from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
 from sync_pipeline.api.auth import authenticate
-from sync_pipeline.api.errors import ApiError, parse
+from sync_pipeline.api.errors import ApiError, invalid, parse
+from sync_pipeline.json_input import InvalidJson, parse_json
 from sync_pipeline.sdk.declaration import Integration, Registry
 from sync_pipeline.store import Store
 
@@ -80,13 +80,13 @@ class Call:
         return parse(_declared(self.spec.body, "body"), self.json() if data is None else data, "body")
 
     def json(self) -> Any:
-        """The body as JSON: 400 `invalid_body` when it is not JSON (an empty body reads as `{}`)."""
+        """The body as standard JSON (see json_input): 400 `invalid_body` naming the problem (an empty body reads as `{}`)."""
         if not self.body.strip():
             return {}
         try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "invalid_body", "the request body is not valid JSON") from None
+            return parse_json(self.body)
+        except InvalidJson as error:
+            raise ApiError(400, "invalid_body", f"invalid JSON body: {error}") from None
 
     def query_dict(self, repeatable: frozenset[str] = frozenset()) -> dict[str, Any]:
         """Query parameters as a dict; names in `repeatable` keep every value, others the last one."""
@@ -133,6 +133,7 @@ def endpoint(
             services: Services = request.app.state.services
             if auth:
                 authenticate(request.headers, services.secret_key)
+            refuse_nul(request)
             call = Call(
                 services=services,
                 spec=spec,
@@ -151,6 +152,16 @@ def endpoint(
         return run
 
     return wrap(handler) if handler is not None else wrap
+
+
+def refuse_nul(request: Request) -> None:
+    """A NUL character in a query or path value is a 400: PostgreSQL cannot even compare text holding one."""
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise invalid("query", name.replace("\x00", "\\0"), f"query parameter {name!r} holds a NUL character")
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise invalid("path", name, f"path parameter {name!r} holds a NUL character")
 
 
 async def read_body(request: Request) -> bytes:

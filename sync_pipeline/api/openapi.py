@@ -92,6 +92,8 @@ def _parameters(model: type[BaseModel] | None, where: str, components: dict[str,
         parameter: dict[str, Any] = {"name": name, "in": where, "required": where == "path" or name in required, "schema": field_schema}
         if field_schema.get("type") == "array":
             parameter.update(style="form", explode=True)  # repeated: ?ids=a&ids=b
+        if field_schema.get("type") == "object":
+            parameter.update(style="deepObject", explode=True)  # Nango's ?tags[key]=value
         if field_schema.get("deprecated"):
             parameter["deprecated"] = True
         parameters.append(parameter)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
 from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, endpoint
 from sync_pipeline.api.errors import ApiError, not_found
-from sync_pipeline.api.fields import Lenient, Success
+from sync_pipeline.api.fields import Lenient, ProviderConfigKey, Success
 from sync_pipeline.orchestration.provider_webhooks import handle_provider_webhook
 from sync_pipeline.sdk import UnknownWebhookConnection, WebhookRejected
 
 
 class ProviderPath(Lenient):
-    provider_config_key: str = Field(min_length=1, max_length=255)
+    provider_config_key: ProviderConfigKey
 
 
 # Providers cannot send our secret key: the integration's handler authenticates them (signatures).

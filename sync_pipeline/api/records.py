@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -12,16 +12,26 @@ from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, endpoint
 from sync_pipeline.api.errors import invalid, not_found
-from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict, Variant
+from sync_pipeline.api.fields import (
+    NO_NUL,
+    ConnectionId,
+    Lenient,
+    ProviderConfigKey,
+    Strict,
+    UtcDateTime,
+    Variant,
+    any_case,
+)
 from sync_pipeline.sdk.declaration import MODEL_PATTERN, Integration
 from sync_pipeline.store import (
     ACTIONS,
     ChangeQuery,
+    ForeignCursor,
     MalformedCursor,
     StoredRecord,
     StreamKey,
+    cursor_encoder,
     decode_cursor,
-    encode_cursor,
     to_iso,
     utcnow,
 )
@@ -42,11 +52,18 @@ def _actions(value: Any) -> Any:
 
 
 Model = Annotated[str, Field(pattern=MODEL_PATTERN.pattern, max_length=255)]
+_ACTION = "(" + "|".join(any_case(action.lower()) for action in ACTIONS) + ")"
 Actions = Annotated[
     tuple[str, ...],
     BeforeValidator(_actions),
-    WithJsonSchema({"type": "string", "description": "added, updated, deleted, or two joined by a comma; any case"}),
+    WithJsonSchema({
+        "type": "string",
+        "pattern": rf"^\s*{_ACTION}\s*(,\s*{_ACTION}\s*)?$",
+        "description": "added, updated, deleted, or two joined by a comma; any case",
+    }),
 ]
+# A cursor is opaque and short; only one this server handed out for the same stream is taken.
+Cursor = Annotated[str, Field(max_length=64, pattern=NO_NUL)]
 
 
 class StreamHeaders(Lenient):
@@ -57,18 +74,20 @@ class StreamHeaders(Lenient):
 class RecordsQuery(Strict):
     model: Model
     variant: Variant = BASE_VARIANT
-    cursor: str | None = None
+    cursor: Cursor | None = None
     limit: int = Field(100, ge=1, le=MAX_LIMIT)
     filter: Actions = ()
-    modified_after: datetime | None = None
-    delta: datetime | None = Field(None, deprecated=True, description="the old name of modified_after")
-    ids: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(default_factory=list, max_length=MAX_IDS)
+    modified_after: UtcDateTime | None = None
+    delta: UtcDateTime | None = Field(None, deprecated=True, description="the old name of modified_after")
+    ids: list[Annotated[str, Field(min_length=1, max_length=255, pattern=NO_NUL)]] = Field(
+        default_factory=list, max_length=MAX_IDS
+    )
 
 
 class PruneBody(Lenient):
     model: Model
     variant: Variant = BASE_VARIANT
-    until_cursor: str
+    until_cursor: Cursor
     limit: int = Field(1000, ge=1, le=MAX_LIMIT)
 
 
@@ -108,10 +127,11 @@ def list_records(call: Call) -> Response:
     integration = call.services.integration(headers.provider_config_key)
     key = _stream(integration, headers.connection_id, query.model, query.variant)
     since = query.modified_after or query.delta
+    after_seq = _seq(call, key, query.cursor, "query", "cursor") if query.cursor else 0
     rows = call.services.store.records.changes(
         key,
         ChangeQuery(
-            after_seq=_seq(query.cursor, "query", "cursor") if query.cursor else 0,
+            after_seq=after_seq,
             limit=query.limit + 1,  # one more than asked tells whether there is a next page
             actions=query.filter,
             modified_after=to_iso(since) if since else None,
@@ -122,9 +142,10 @@ def list_records(call: Call) -> Response:
         # Records exist only for existing connections, so an empty page is the only one needing this lookup.
         _connection_exists(call, integration, headers.connection_id)
     page = rows[: query.limit]
-    next_cursor = f'"{encode_cursor(page[-1].seq)}"' if len(rows) > query.limit else "null"
+    encode = cursor_encoder(key)
+    next_cursor = f'"{encode(page[-1].seq)}"' if len(rows) > query.limit else "null"
     # Built as text from the stored JSON: parsing and re-serialising every record would dominate the page time.
-    body = '{"records":[' + ",".join(map(record_json, page)) + '],"next_cursor":' + next_cursor + "}"
+    body = '{"records":[' + ",".join(record_json(row, encode) for row in page) + '],"next_cursor":' + next_cursor + "}"
     return Response(body, media_type="application/json")
 
 
@@ -135,13 +156,13 @@ def prune_records(call: Call) -> dict[str, Any]:
     body: PruneBody = call.parse_body()
     integration = call.services.integration(headers.provider_config_key)
     key = _stream(integration, headers.connection_id, body.model, body.variant)
-    until = _seq(body.until_cursor, "body", "until_cursor")
+    until = _seq(call, key, body.until_cursor, "body", "until_cursor")
     _connection_exists(call, integration, headers.connection_id)
     count, has_more = call.services.store.records.prune(key, until, utcnow(), limit=body.limit)
     return {"count": count, "has_more": has_more}
 
 
-def record_json(row: StoredRecord) -> str:
+def record_json(row: StoredRecord, encode_cursor: Callable[[int], str]) -> str:
     """One record as JSON text: the stored object with its id as a string, plus `_nango_metadata`."""
     meta = (
         f'"_nango_metadata":{{"first_seen_at":"{row.first_seen_at}","last_modified_at":"{row.last_modified_at}",'
@@ -170,15 +191,22 @@ def _stream(integration: Integration, connection_id: str, model: str, variant: s
     return StreamKey(integration.name, connection_id, model, variant)
 
 
-def _seq(cursor: str, where: str, name: str) -> int:
+def _seq(call: Call, key: StreamKey, cursor: str, where: str, name: str) -> int:
+    """The sequence number a cursor of this stream stands for; 400 for garbage, another stream's cursor, or one
+    from before the stream was deleted (ahead of everything it has handed out since)."""
     try:
-        return decode_cursor(cursor)
+        seq = decode_cursor(cursor, key)
+        if seq > call.services.store.records.last_seq(key):
+            raise ForeignCursor(f"cursor {cursor!r} is ahead of every change of this stream: it was handed out "
+                                "before the connection or variant was deleted and created again; read from the start")
+        return seq
     except MalformedCursor as error:
-        raise invalid(where, name, str(error), code="invalid_cursor") from None  # type: ignore[arg-type]
+        code = "foreign_cursor" if isinstance(error, ForeignCursor) else "invalid_cursor"
+        raise invalid(where, name, str(error), code=code) from None  # type: ignore[arg-type]
 
 
 def _connection_exists(call: Call, integration: Integration, connection_id: str) -> None:
-    if call.services.store.connections.get(integration.name, connection_id) is None:
+    if not call.services.store.connections.exists(integration.name, connection_id):
         raise not_found("unknown_connection", f"there is no connection {connection_id!r} of {integration.name!r}")
 
 

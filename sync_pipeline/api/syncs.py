@@ -10,13 +10,24 @@ from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, Services, endpoint
 from sync_pipeline.api.errors import ApiError, invalid, not_found
-from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict, Success, Variant
+from sync_pipeline.api.fields import (
+    NEW_VARIANT_SCHEMA,
+    VARIANT_SCHEMA,
+    ConnectionId,
+    Lenient,
+    ProviderConfigKey,
+    Strict,
+    Success,
+    Text,
+    Variant,
+    any_case,
+)
 from sync_pipeline.api.status import SyncStatus, partition_status
 from sync_pipeline.keys import InvalidPartitionKey, make_partition_key
 from sync_pipeline.orchestration.assets import partition_id
 from sync_pipeline.orchestration.lifecycle import add_partition, remove_partition, variant_name
 from sync_pipeline.sdk.declaration import Integration, SyncDefinition
-from sync_pipeline.sdk.frequency import InvalidFrequency, describe_frequency, parse_frequency
+from sync_pipeline.sdk.frequency import UNIT_NAMES, InvalidFrequency, describe_frequency, parse_frequency
 from sync_pipeline.store import PARTITION_CAPPED, PARTITION_EXISTS, PartitionRow, utcnow
 from sync_pipeline.vocabulary import BASE_VARIANT, MODE_CLEAR_CACHE, MODE_FULL_REFRESH, MODE_INCREMENTAL, RunModeName
 
@@ -43,7 +54,31 @@ def _status_syncs(value: Any) -> Any:
     return value
 
 
-SyncRefs = list[Annotated[SyncRef, BeforeValidator(_sync_ref)]]
+# `name` or `name::variant` (a name holding `::` cannot be spelled this way; the object form has no such limit).
+_VARIANT = VARIANT_SCHEMA["pattern"][1:-1]
+_REF_TEXT = {"type": "string", "pattern": f"^[^:]+(::({_VARIANT})?)?$"}
+_REF_OBJECT = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "minLength": 1}, "variant": VARIANT_SCHEMA},
+    "required": ["name"],
+    "additionalProperties": False,
+}
+SyncRefs = list[
+    Annotated[SyncRef, BeforeValidator(_sync_ref), WithJsonSchema({"oneOf": [_REF_TEXT, _REF_OBJECT]})]
+]
+# Inside the comma list a variant ends at a comma, not at the end of the text.
+_LISTED_VARIANT = rf"base|(?!{any_case('base')}\s*(,|$))[A-Za-z0-9_-]{{1,255}}"
+_QUERY_REF = rf"\s*[^,:\x00\s][^,:\x00]*(::({_LISTED_VARIANT})?)?\s*"
+_UNIT = "(" + "|".join(any_case(unit) for unit in sorted(UNIT_NAMES, key=len, reverse=True)) + ")"
+_AMOUNT = rf"([0-9]+(\.[0-9]+)?|{any_case('half')}|{any_case('an')}|{any_case('a')})"
+Frequency = Annotated[
+    str,
+    WithJsonSchema({
+        "type": "string",
+        "pattern": rf"^\s*({any_case('every')}\s+)?({_AMOUNT}\s*)?{_UNIT}\s*$",
+        "description": "every 5 minutes, every hour, 30m, 1h, 1d...: from 30 seconds to 365 days",
+    }),
+]
 
 
 class Selection(Lenient):
@@ -58,7 +93,11 @@ class StatusQuery(Selection):
     syncs: Annotated[
         SyncRefs,
         BeforeValidator(_status_syncs),
-        WithJsonSchema({"type": "string", "description": "* or a comma list of name or name::variant"}),
+        WithJsonSchema({
+            "type": "string",
+            "pattern": rf"^(\s*\*\s*|({_QUERY_REF})?(,({_QUERY_REF})?)*)$",
+            "description": "* or a comma list of name or name::variant",
+        }),
     ]
 
 
@@ -86,7 +125,7 @@ class FrequencyBody(Lenient):
     sync_variant: Variant = BASE_VARIANT
     provider_config_key: ProviderConfigKey
     connection_id: ConnectionId
-    frequency: str | None
+    frequency: Frequency | None
 
 
 class VariantBody(Lenient):
@@ -120,8 +159,8 @@ class CreatedVariant(BaseModel):
 
 
 class VariantPath(Lenient):
-    name: str
-    variant: str
+    name: Text
+    variant: Annotated[str, WithJsonSchema(NEW_VARIANT_SCHEMA)]  # checked by `_variant`: 400 invalid_variant
 
 
 Target = tuple[SyncDefinition, PartitionRow]
@@ -253,7 +292,7 @@ def _sync(integration: Integration, name: str, *, status: int) -> SyncDefinition
 
 
 def _require_connection(services: Services, integration: Integration, connection_id: str) -> None:
-    if services.store.connections.get(integration.name, connection_id) is None:
+    if not services.store.connections.exists(integration.name, connection_id):
         raise not_found("unknown_connection", f"there is no connection {connection_id!r} of {integration.name!r}")
 
 

@@ -10,8 +10,10 @@ from datetime import datetime
 
 import httpx
 
+from sync_pipeline.destinations import RefusedDestination, check_url, guarded_client
 from sync_pipeline.notifications.payloads import signature_headers
 from sync_pipeline.sdk.http import server_wait
+from sync_pipeline.settings import private_webhook_urls_allowed
 from sync_pipeline.store import DELIVERED, FAILED, PENDING, Attempt, Delivery, DeliveryLog, utcnow
 
 DELIVERY_ID_HEADER = "X-Sync-Pipeline-Delivery-Id"
@@ -23,8 +25,12 @@ ERROR_TEXT_LIMIT = 500
 log = logging.getLogger(__name__)
 
 
-def post(client: httpx.Client, delivery: Delivery, signing_key: str | None) -> Attempt:
-    """POST one delivery's body, signed; never raises."""
+def post(client: httpx.Client, delivery: Delivery, signing_key: str | None, *, allow_private: bool = True) -> Attempt:
+    """POST one delivery's body, signed; never raises. A destination sync_pipeline.destinations refuses fails at once."""
+    try:
+        check_url(delivery.url, allow_private=allow_private)
+    except RefusedDestination as error:
+        return Attempt(False, str(error)[:ERROR_TEXT_LIMIT], retryable=False)
     body = delivery.body.encode()
     headers = {
         "Content-Type": "application/json",
@@ -50,13 +56,15 @@ def deliver_due(
     log_: DeliveryLog,
     signing_key: str | None,
     *,
+    trusted_url: str | None = None,
     now: datetime | None = None,
     budget_seconds: float = 30.0,
     limit: int = 5000,
 ) -> dict[str, int]:
     """Attempt every due delivery concurrently (a dead receiver only holds one worker); counts per new status.
 
-    Deliveries not started within `budget_seconds` stay due for the next call.
+    Deliveries not started within `budget_seconds` stay due for the next call. Only `trusted_url` (the
+    operator's SYNC_PIPELINE_WEBHOOK_URL) may reach a private address, unless they are allowed for all URLs.
     """
     now = now or utcnow()
     due = log_.due(now, limit)
@@ -68,14 +76,18 @@ def deliver_due(
     def attempt(delivery: Delivery) -> tuple[Delivery, Attempt] | None:
         if time.monotonic() > deadline:
             return None  # left due for the next call
-        outcome = post(client, delivery, signing_key)
+        trusted = delivery.url == trusted_url or allow_private
+        outcome = post(private_client if trusted else public_client, delivery, signing_key, allow_private=trusted)
         if not outcome.delivered:
             log.warning(
                 "webhook delivery %s to %s failed: %s", delivery.delivery_id, _host(delivery.url), outcome.error
             )
         return delivery, outcome
 
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
+    allow_private = private_webhook_urls_allowed()
+    options = {"timeout": TIMEOUT, "follow_redirects": False}
+    with guarded_client(allow_private=True, **options) as private_client, \
+            guarded_client(allow_private=False, **options) as public_client:
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(due))) as pool:
             outcomes = [outcome for outcome in pool.map(attempt, due) if outcome is not None]
     # Backoff counts from when the attempts ended, not from the tick's start (or a later `now` given by a test).

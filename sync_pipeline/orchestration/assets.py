@@ -34,7 +34,7 @@ from sync_pipeline.orchestration.state import read_partition_state
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.runner import RunMode, run_sync
-from sync_pipeline.store import StreamKey, from_iso, utcnow
+from sync_pipeline.store import CredentialsError, EncryptionKeyError, StreamKey, from_iso, utcnow
 from sync_pipeline.vocabulary import CONNECTION_TAG, MODE_INCREMENTAL, MODE_TAG, PARTITION_TAG
 
 RESOURCE_KEY = "sync_pipeline"
@@ -105,8 +105,11 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
     except InvalidPartitionKey as error:
         raise Failure(description=str(error)) from None
     resource: SyncPipelineResource = getattr(context.resources, RESOURCE_KEY)
-    store = resource.store()
-    connection = store.connections.get(sync.integration.name, connection_id)
+    try:
+        store = resource.store()
+        connection = store.connections.get(sync.integration.name, connection_id)
+    except (CredentialsError, EncryptionKeyError) as error:  # the UI and the failure webhook name the key problem
+        raise Failure(description=str(error)) from None
     if connection is None:
         raise Failure(
             description=f"partition {partition!r}: connection {connection_id!r} of integration "
@@ -143,7 +146,7 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
     for model in sync.model_names:
         yield MaterializeResult(
             asset_key=asset_key(integration, model),
-            metadata=RunMetadata.of_run(outcome, model, connection_id, variant, mode_name).to_dagster(),
+            metadata=RunMetadata.of_run(outcome, integration, model, connection_id, variant, mode_name).to_dagster(),
             # Unchanged by a run that changed nothing: downstream automation wakes on changed records only.
             data_version=records_version(store.records, StreamKey(integration, connection_id, model, variant)),
         )

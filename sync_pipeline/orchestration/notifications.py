@@ -95,7 +95,9 @@ def run_webhook_tick(
     report = TickReport(cursor=collector.collect(cursor, now or utcnow()))
     report.enqueued = collector.enqueued
     # Without a given `now`, each step takes its own: what was just enqueued is due to deliver_due.
-    report.delivered = deliver_due(log, settings.signing_key, now=now, budget_seconds=budget_seconds)
+    report.delivered = deliver_due(
+        log, settings.signing_key, trusted_url=settings.url, now=now, budget_seconds=budget_seconds
+    )
     report.pruned = log.prune(now or utcnow())
     return report
 

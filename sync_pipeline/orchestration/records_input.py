@@ -129,7 +129,7 @@ class SyncRecordsIOManager(ConfigurableIOManager):
         previous = _previous_cursors(context) if request.since == "last" else {}
         reader = _Reader(cache, integration, model_name, model, request, spanning)
         cursors = reader.cursors(partitions, previous)
-        _record_cursors(context, cursors)
+        _record_cursors(context, reader, cursors)
         pages = reader.pages(partitions, cursors)
         return pages if request.pages else _concat(pages, reader.empty())
 
@@ -161,9 +161,9 @@ class _Reader:
         for partition in partitions:
             start = 0
             if self.request.since == "last" and partition in previous:
-                start = _decode(previous[partition])
+                start = _decode(previous[partition], self.key(partition))
             elif self.request.since not in (None, "last"):
-                start = _decode(self.request.since)
+                start = _decode(self.request.since, self.key(partition))
             result[partition] = (start, self.cache.last_seq(self.key(partition)))
         return result
 
@@ -315,9 +315,9 @@ def _downstream_partitioned(context: InputContext) -> bool:
     return context.step_context.has_partition_key
 
 
-def _decode(cursor: str) -> int:
+def _decode(cursor: str, stream: StreamKey) -> int:
     try:
-        return decode_cursor(cursor)
+        return decode_cursor(cursor, stream)
     except MalformedCursor as error:
         raise RecordsInputError(str(error)) from None
 
@@ -326,10 +326,13 @@ def _metadata_name(key: AssetKey) -> str:
     return CURSOR_METADATA_PREFIX + key.to_user_string()
 
 
-def _record_cursors(context: InputContext, cursors: Mapping[str, tuple[int, int]]) -> None:
-    """Put the cursor each partition was read up to into the downstream materializations' metadata."""
+def _record_cursors(context: InputContext, reader: "_Reader", cursors: Mapping[str, tuple[int, int]]) -> None:
+    """Put the cursor each partition was read up to (bound to its stream) into the downstream materializations'
+    metadata."""
     step = context.step_context
-    value = MetadataValue.json({partition: encode_cursor(until) for partition, (_, until) in cursors.items()})
+    value = MetadataValue.json(
+        {partition: encode_cursor(until, reader.key(partition)) for partition, (_, until) in cursors.items()}
+    )
     for key in step.get_output_asset_keys():
         step.add_asset_metadata({_metadata_name(context.asset_key): value}, asset_key=key)
 

@@ -8,11 +8,12 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from sync_pipeline.settings import database_url
-from sync_pipeline.store import Store, StreamKey, store_for
+from sync_pipeline.store import Store, StreamKey, checked_store
 from sync_pipeline.vocabulary import BASE_VARIANT
 
 if TYPE_CHECKING:
     import pandas as pd
+
 
 class SyncPipelineResource(ConfigurableResource):
     """Where the records cache and connections live (default: SYNC_PIPELINE_DATABASE_URL, else SQLite)."""
@@ -20,7 +21,8 @@ class SyncPipelineResource(ConfigurableResource):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL of the sync_pipeline database.")
 
     def store(self) -> Store:
-        return store_for(self.database_url or database_url())
+        """The store, its encryption key checked (a wrong key fails sensors and runs with EncryptionKeyError)."""
+        return checked_store(self.database_url or database_url())
 
     def records_frame(self, integration: str, model: str, connection_id: str, variant: str = BASE_VARIANT) -> "pd.DataFrame":
         """The current (non-deleted) records of one model of one partition, as a DataFrame."""

@@ -19,7 +19,7 @@ from sync_pipeline.keys import make_partition_key
 from sync_pipeline.sdk.context import RunLedger
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.runner import RunOutcome
-from sync_pipeline.store import encode_cursor, utcnow
+from sync_pipeline.store import StreamKey, encode_cursor, utcnow
 from sync_pipeline.vocabulary import BASE_VARIANT, INCREMENTAL, MODE_WEBHOOK, WEBHOOK
 
 INTERNALS = "sync_pipeline"
@@ -54,7 +54,9 @@ class RunMetadata:
         return bool(self.added or self.updated or self.deleted)
 
     @classmethod
-    def of_run(cls, outcome: RunOutcome, model: str, connection_id: str, variant: str, mode: str) -> "RunMetadata":
+    def of_run(
+        cls, outcome: RunOutcome, integration: str, model: str, connection_id: str, variant: str, mode: str
+    ) -> "RunMetadata":
         counts = outcome.counts[model]
         return cls(
             connection_id=connection_id,
@@ -68,7 +70,9 @@ class RunMetadata:
             total_records=outcome.totals.get(model, 0),
             invalid_records=outcome.invalid.get(model, 0),
             duration_seconds=round((utcnow() - outcome.started_at).total_seconds(), 3),
-            low_watermark=encode_cursor(outcome.low_watermarks[model]),
+            low_watermark=encode_cursor(
+                outcome.low_watermarks[model], StreamKey(integration, connection_id, model, variant)
+            ),
             generation=outcome.generation,
             checkpoint=outcome.checkpoint_to,
             checkpoint_from=outcome.checkpoint_from,
@@ -162,7 +166,9 @@ def report_provider_webhook_changes(
             deleted=counts.deleted,
             total_records=totals.get(model, 0),
             invalid_records=ledger.invalid.get(model, 0),
-            low_watermark=encode_cursor(low_watermarks[model]),
+            low_watermark=encode_cursor(
+                low_watermarks[model], StreamKey(sync.integration.name, connection_id, model, BASE_VARIANT)
+            ),
         )
         if metadata.changed:
             instance.report_runless_asset_event(

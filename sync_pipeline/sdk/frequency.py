@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 MINIMUM_SECONDS = 30
+MAXIMUM_SECONDS = 365 * 86400  # a year: beyond it a schedule is a mistake (and would overflow the next due date)
 
 _UNITS = {
     "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
@@ -13,11 +14,12 @@ _UNITS = {
     "d": 86400, "day": 86400, "days": 86400,
     "w": 604800, "week": 604800, "weeks": 604800,
 }  # fmt: skip
-_PATTERN = re.compile(r"^(?:every\s+)?(?:(\d+(?:\.\d+)?|half|an?)\s*)?([a-z]+)$")
+UNIT_NAMES = tuple(_UNITS)
+_PATTERN = re.compile(r"^(?:every\s+)?(?:([0-9]+(?:\.[0-9]+)?|half|an?)\s*)?([a-z]+)$")
 
 
 class InvalidFrequency(ValueError):
-    """A frequency that cannot be read, or that is below the 30-second minimum."""
+    """A frequency that cannot be read, or that is outside 30 seconds to 365 days."""
 
 
 def parse_frequency(text: str) -> int:
@@ -29,7 +31,10 @@ def parse_frequency(text: str) -> int:
         )
     amount_text = match.group(1)
     amount = 0.5 if amount_text == "half" else float(amount_text) if amount_text and amount_text[0].isdigit() else 1.0
-    seconds = int(amount * _UNITS[match.group(2)])
+    exact = amount * _UNITS[match.group(2)]  # a float: `every 1e400 weeks`-sized amounts stay comparable
+    if exact > MAXIMUM_SECONDS:
+        raise InvalidFrequency(f"frequency {text!r} is longer than the maximum of {MAXIMUM_SECONDS // 86400} days")
+    seconds = int(exact)
     if seconds < MINIMUM_SECONDS:
         raise InvalidFrequency(f"frequency {text!r} is {seconds}s: the minimum is {MINIMUM_SECONDS} seconds")
     return seconds

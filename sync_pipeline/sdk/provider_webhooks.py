@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from sync_pipeline.json_input import InvalidJson, parse_json
 from sync_pipeline.sdk.context import RecordWriter, RunLedger
 from sync_pipeline.sdk.declaration import Integration, SyncDefinition
 from sync_pipeline.sdk.errors import SyncError
@@ -55,9 +55,9 @@ class ProviderWebhookContext:
 
     def json(self) -> Any:
         try:
-            return json.loads(self.body)
-        except ValueError:
-            raise WebhookRejected("the webhook body is not JSON", status=400) from None
+            return parse_json(self.body)
+        except InvalidJson as error:
+            raise WebhookRejected(f"the webhook body is not usable JSON: {error}", status=400) from None
 
     def connections(self) -> list[Connection]:
         return self._store.connections.list(self.integration.name)

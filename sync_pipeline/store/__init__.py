@@ -6,14 +6,22 @@ Every table is the store's own; other packages use only the names exported here.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 from sqlalchemy import Engine
 
 from sync_pipeline.store._connection_errors import AUTH, SYNC, ConnectionErrorStore, ConnectionProblem
-from sync_pipeline.store._connections import Connection, ConnectionPage, ConnectionStore, CredentialsError
-from sync_pipeline.store._cursor import MalformedCursor, decode_cursor, encode_cursor
+from sync_pipeline.store._connections import (
+    Connection,
+    ConnectionPage,
+    ConnectionStore,
+    ConnectionSummary,
+    CredentialsError,
+    ReencryptReport,
+)
+from sync_pipeline.store._cursor import ForeignCursor, MalformedCursor, cursor_encoder, decode_cursor, encode_cursor
 from sync_pipeline.store._database import create_database_engine, from_iso, to_iso, utcnow
 from sync_pipeline.store._integrations import IntegrationCredentials, IntegrationCredentialsStore
 from sync_pipeline.store._deliveries import (
@@ -25,6 +33,7 @@ from sync_pipeline.store._deliveries import (
     Delivery,
     DeliveryLog,
 )
+from sync_pipeline.store._encryption import ENCRYPTION_KEY_VARIABLE, EncryptionKeyError, Keyring
 from sync_pipeline.store._partitions import (
     PARTITION_ADDED,
     PARTITION_CAPPED,
@@ -46,6 +55,8 @@ from sync_pipeline.store._records import (
     StreamKey,
 )
 from sync_pipeline.store._schema import metadata as schema
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -97,8 +108,26 @@ def store_for(url: str) -> Store:
     return Store.from_url(url)
 
 
+@lru_cache(maxsize=8)
+def checked_store(url: str) -> Store:
+    """`store_for(url)` once its encryption key is checked: EncryptionKeyError says what is wrong with it.
+
+    A failed check is not cached: the next call checks again. A partial problem is logged as a warning.
+    """
+    store = store_for(url)
+    warning = store.connections.check_encryption_key()
+    if warning:
+        log.warning("%s", warning)
+    return store
+
+
 __all__ = [
     "ACTIONS",
+    "ENCRYPTION_KEY_VARIABLE",
+    "ConnectionSummary",
+    "EncryptionKeyError",
+    "Keyring",
+    "ReencryptReport",
     "ADDED",
     "AUTH",
     "DELETED",
@@ -122,6 +151,7 @@ __all__ = [
     "CredentialsError",
     "Delivery",
     "DeliveryLog",
+    "ForeignCursor",
     "IntegrationCredentials",
     "IntegrationCredentialsStore",
     "MalformedCursor",
@@ -133,10 +163,12 @@ __all__ = [
     "Store",
     "StoredRecord",
     "StreamKey",
+    "cursor_encoder",
     "decode_cursor",
     "encode_cursor",
     "from_iso",
     "schema",
+    "checked_store",
     "store_for",
     "to_iso",
     "utcnow",

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 
+from sync_pipeline.json_input import loads_stored
 from sync_pipeline.store._database import to_iso, utcnow
+from sync_pipeline.store._encryption import ENCRYPTION_KEY_VARIABLE, EncryptionKeyError, is_sealed
 from sync_pipeline.store._schema import connections
 from sync_pipeline.store._sealing import CredentialsError, Sealer
 
-__all__ = ["Connection", "ConnectionPage", "ConnectionStore", "CredentialsError"]
+__all__ = ["Connection", "ConnectionPage", "ConnectionStore", "ConnectionSummary", "CredentialsError", "ReencryptReport"]
+
+log = logging.getLogger(__name__)
+KEY_CHECK_SAMPLE = 100  # the most recently written connections whose secrets the start-up check decrypts
+REENCRYPT_CHUNK = 500
+# Secret columns: stored encrypted (`fernet:...`) when a key is configured, JSON text otherwise.
+_SECRET_COLUMNS = ("credentials", "connection_config")
 
 
 @dataclass
@@ -21,7 +31,7 @@ class Connection:
     integration: str
     connection_id: str
     credentials: dict[str, Any] = field(default_factory=dict, repr=False)  # never in logs or reprs
-    config: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict, repr=False)  # may hold secrets (webhook_secret...)
     metadata: dict[str, Any] = field(default_factory=dict)
     webhook_url_override: str | None = None
     id: int | None = None
@@ -47,10 +57,34 @@ class ConnectionPage:
     page: int = 0
 
 
+@dataclass(frozen=True)
+class ConnectionSummary:
+    """A connection without its secrets (credentials, connection_config): what listing needs, nothing decrypted."""
+
+    id: int
+    integration: str
+    connection_id: str
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+    tags: dict[str, str]
+    end_user: dict[str, Any] | None
+
+
+@dataclass
+class ReencryptReport:
+    """What `reencrypt` did: connections re-encrypted with the first key, and those it could not read."""
+
+    reencrypted: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (integration, connection_id)
+
+
 class ConnectionStore:
     def __init__(self, engine: Engine, encryption_key: str | None = None) -> None:
+        """`encryption_key`: one key or several, comma-separated (see store._encryption); default: the environment."""
         self.engine = engine
         self._sealer = Sealer(encryption_key)
+        self._keys = self._sealer.keys
 
     def upsert(self, connection: Connection) -> Connection:
         """Create the connection, or update an existing one with the same (integration, connection_id).
@@ -60,7 +94,7 @@ class ConnectionStore:
         now = to_iso(utcnow())
         values = {
             "credentials": self._sealer.seal(connection.credentials),
-            "connection_config": json.dumps(connection.config),
+            "connection_config": self._sealer.seal(connection.config),
             "metadata": json.dumps(connection.metadata),
             "webhook_url_override": connection.webhook_url_override,
             "updated_at": now,
@@ -95,18 +129,106 @@ class ConnectionStore:
             row = conn.execute(select(connections).where(_identity(integration, connection_id))).first()
         return self._from_row(row) if row is not None else None
 
+    def exists(self, integration: str, connection_id: str) -> bool:
+        """Is there such a connection? Reads no secret, so a key problem does not hide it."""
+        with self.engine.connect() as conn:
+            found = conn.execute(select(connections.c.id).where(_identity(integration, connection_id))).first()
+        return found is not None
+
     def list(self, integration: str | None = None, connection_id: str | None = None) -> list[Connection]:
         return self.page(ConnectionPage(integrations=(integration,) if integration else (), connection_id=connection_id))
 
     def page(self, query: ConnectionPage) -> list[Connection]:
-        """The connections matching `query`, oldest first, one page of them."""
-        statement = select(connections).order_by(connections.c.id)
-        for condition in _filters(query):
-            statement = statement.where(condition)
-        if query.limit is not None:
-            statement = statement.limit(query.limit).offset(query.page * query.limit)
+        """The connections matching `query`, oldest first, one page of them, with their secrets; one whose secrets
+        cannot be read is left out, with a warning naming it."""
+        out = []
         with self.engine.connect() as conn:
-            return [self._from_row(row) for row in conn.execute(statement)]
+            for row in conn.execute(_paged(select(connections), query)):
+                try:
+                    out.append(self._from_row(row))
+                except CredentialsError as error:
+                    log.warning("%s: left out", error)
+        return out
+
+    def summaries(self, query: ConnectionPage = ConnectionPage()) -> list[ConnectionSummary]:
+        """`page` without the secrets: nothing is decrypted, so one unreadable row cannot break a listing."""
+        names = ("id", "integration", "connection_id", "metadata", "created_at", "updated_at", "tags", "end_user")
+        with self.engine.connect() as conn:
+            rows = conn.execute(_paged(select(*(connections.c[name] for name in names)), query)).all()
+        return [
+            ConnectionSummary(**{**row._mapping, "metadata": loads_stored(row.metadata), "tags": row.tags or {}})
+            for row in rows
+        ]
+
+    def check_encryption_key(self, sample: int = KEY_CHECK_SAMPLE) -> str | None:
+        """Raise EncryptionKeyError when the configured keys read the secrets of none of the most recently written
+        connections that have encrypted ones; return a warning when only some, or when secrets are not encrypted."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(*(connections.c[name] for name in _SECRET_COLUMNS))
+                .order_by(connections.c.updated_at.desc())
+                .limit(sample)
+            ).all()
+        sealed = [row for row in rows if any(is_sealed(value) for value in row)]
+        unreadable = 0
+        for row in sealed:
+            try:
+                for value in row:
+                    self._keys.open(value)
+            except CredentialsError as error:
+                if not self._keys.enabled:
+                    raise EncryptionKeyError(str(error)) from None
+                unreadable += 1
+        if sealed and unreadable == len(sealed):
+            raise EncryptionKeyError(
+                f"{ENCRYPTION_KEY_VARIABLE} decrypts the secrets of none of the {len(sealed)} most recently written "
+                "connections: it is not the key they were encrypted with. To change keys, set it to "
+                "'<new key>,<old key>' and run `sync-pipeline rotate-key`"
+            )
+        if unreadable:
+            return (
+                f"{ENCRYPTION_KEY_VARIABLE} cannot decrypt the secrets of {unreadable} of the {len(sealed)} most "
+                "recently written connections: their syncs fail until the key they were encrypted with is added"
+            )
+        if self._keys.enabled and len(sealed) < len(rows):
+            return (
+                f"{len(rows) - len(sealed)} connections store their secrets in plain text although "
+                f"{ENCRYPTION_KEY_VARIABLE} is set: run `sync-pipeline rotate-key` to encrypt them"
+            )
+        return None
+
+    def reencrypt(self) -> ReencryptReport:
+        """Encrypt every connection's secrets again with the first configured key (plain ones get encrypted).
+
+        Connections are rewritten a chunk at a time, each in its own transaction; one whose secrets no key can
+        read is left as it is and reported. The credentials version is kept: the secrets did not change.
+        """
+        report = ReencryptReport()
+        for chunk in self._chunks():
+            updates = []
+            for row in chunk:
+                try:
+                    updates.append((row.id, {name: self._keys.reseal(getattr(row, name)) for name in _SECRET_COLUMNS}))
+                except CredentialsError:
+                    report.unreadable.append((row.integration, row.connection_id))
+            with self.engine.begin() as conn:
+                for row_id, values in updates:
+                    conn.execute(update(connections).where(connections.c.id == row_id).values(**values))
+            report.reencrypted += len(updates)
+        return report
+
+    def _chunks(self) -> Iterator[list]:
+        after = 0
+        columns = [connections.c[name] for name in ("id", "integration", "connection_id", *_SECRET_COLUMNS)]
+        while True:
+            with self.engine.connect() as conn:
+                chunk = conn.execute(
+                    select(*columns).where(connections.c.id > after).order_by(connections.c.id).limit(REENCRYPT_CHUNK)
+                ).all()
+            if not chunk:
+                return
+            yield chunk
+            after = chunk[-1].id
 
     def set_profile(
         self,
@@ -140,7 +262,7 @@ class ConnectionStore:
             if len(rows) != len(set(connection_ids)):
                 return False
             for row_id, current in rows:
-                new = {**json.loads(current), **metadata} if merge else metadata
+                new = {**loads_stored(current), **metadata} if merge else metadata
                 conn.execute(
                     update(connections)
                     .where(connections.c.id == row_id)
@@ -216,7 +338,7 @@ class ConnectionStore:
                 )
                 .values(
                     credentials=self._sealer.seal(credentials),
-                    connection_config=json.dumps(config),
+                    connection_config=self._sealer.seal(config),
                     credentials_version=connections.c.credentials_version + 1,
                     refresh_owner=None,
                     refresh_until=None,
@@ -229,13 +351,18 @@ class ConnectionStore:
         return self.get(connection.integration, connection.connection_id)
 
     def _from_row(self, row) -> Connection:
+        """The connection with its secrets decrypted, or CredentialsError naming the connection and the key problem."""
+        try:
+            credentials, config = (self._sealer.open(getattr(row, name)) for name in _SECRET_COLUMNS)
+        except CredentialsError as error:
+            raise CredentialsError(f"connection {row.connection_id!r} of {row.integration!r}: {error}") from None
         return Connection(
             id=row.id,
             integration=row.integration,
             connection_id=row.connection_id,
-            credentials=self._sealer.open(row.credentials),
-            config=json.loads(row.connection_config),
-            metadata=json.loads(row.metadata),
+            credentials=credentials,
+            config=config,
+            metadata=loads_stored(row.metadata),
             webhook_url_override=row.webhook_url_override,
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -248,6 +375,15 @@ class ConnectionStore:
 
 def _identity(integration: str, connection_id: str):
     return and_(connections.c.integration == integration, connections.c.connection_id == connection_id)
+
+
+def _paged(statement, query: ConnectionPage):
+    statement = statement.order_by(connections.c.id)
+    for condition in _filters(query):
+        statement = statement.where(condition)
+    if query.limit is not None:
+        statement = statement.limit(query.limit).offset(query.page * query.limit)
+    return statement
 
 
 def _filters(query: ConnectionPage) -> list:

@@ -17,7 +17,9 @@ def to_iso(moment: datetime) -> str:
     """Fixed-width UTC text: sorts like the moment it names."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+    moment = moment.astimezone(timezone.utc)
+    # strftime's %Y does not pad years before 1000 here ("999-..."), which would sort after "2026-...".
+    return f"{moment.year:04d}" + moment.strftime(TIMESTAMP_FORMAT[2:])
 
 
 def from_iso(text: str) -> datetime:

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, select, update
 
 from sync_pipeline.store._database import dialect_insert, to_iso, utcnow
 from sync_pipeline.store._schema import integration_credentials
-from sync_pipeline.store._sealing import Sealer
+from sync_pipeline.store._sealing import CredentialsError, Sealer
 
 
 @dataclass
@@ -51,3 +51,24 @@ class IntegrationCredentialsStore:
         if row is None:
             return None
         return IntegrationCredentials(row.integration, self._sealer.open(row.credentials), row.created_at, row.updated_at)
+
+    def reencrypt(self) -> tuple[int, list[str]]:
+        """Encrypt every integration's client credentials again with the first configured key; returns how many
+        were, and the integrations whose credentials no configured key reads (left as they were)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(integration_credentials.c.integration, integration_credentials.c.credentials)).all()
+        done, unreadable = 0, []
+        for integration, stored in rows:  # one row per integration: a handful
+            try:
+                sealed = self._sealer.keys.reseal(stored)
+            except CredentialsError:
+                unreadable.append(integration)
+                continue
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(integration_credentials)
+                    .where(integration_credentials.c.integration == integration)
+                    .values(credentials=sealed)
+                )
+            done += 1
+        return done, unreadable

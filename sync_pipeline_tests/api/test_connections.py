@@ -126,7 +126,7 @@ def test_a_bug_is_a_generic_500(client, monkeypatch):
     def explode(*_args, **_kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(ConnectionStore, "page", explode)
+    monkeypatch.setattr(ConnectionStore, "summaries", explode)
     response = client.get("/connections")
     error = assert_error(response, 500, "server_error")
     assert "secret internals" not in response.text and "RuntimeError" not in error["message"]

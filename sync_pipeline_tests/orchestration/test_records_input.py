@@ -147,7 +147,8 @@ def test_since_last_reads_only_what_changed_after_the_cursor_recorded_by_the_pre
     assert sorted(received[1]["id"]) == ["U02", "U03"] and set(received[1]["_sync_action"]) == {"ADDED", "UPDATED"}
     assert received[2].empty, "nothing changed since the second run"
     cursors = [report_metadata(result)[CURSOR]["team-1::base"] for result in (first, second, third)]
-    assert cursors[1] == cursors[2] == encode_cursor(store.records.last_seq(StreamKey("slack", "team-1", "SlackUser")))
+    stream = StreamKey("slack", "team-1", "SlackUser")
+    assert cursors[1] == cursors[2] == encode_cursor(store.records.last_seq(stream), stream)
     assert cursors[0] != cursors[1]
 
 

@@ -167,6 +167,20 @@ def test_a_partition_without_its_connection_fails_saying_so(harness):
     assert "connection 'ghost' of integration 'acme' does not exist" in failure_message(result)
 
 
+def test_credentials_no_configured_key_can_read_fail_the_run_naming_the_key(harness, acme, store):
+    from sync_pipeline.store import Connection, ConnectionStore
+
+    sealed = ConnectionStore(store.engine, encryption_key="a key this process does not have")
+    sealed.upsert(Connection("acme", "conn-1", {"type": "API_KEY", "apiKey": "tok-9"}, config={"base_url": acme.url}))
+
+    result = harness.run("acme", "contacts", "conn-1")
+
+    assert not result.success
+    message = failure_message(result)
+    assert "SYNC_PIPELINE_ENCRYPTION_KEY" in message and "tok-9" not in message
+    assert acme.requests == []
+
+
 def test_a_revoked_token_fails_naming_the_connection_and_the_providers_message(harness, acme, store):
     harness.connect("acme", "conn-1", base_url=acme.url, credentials={"type": "API_KEY", "apiKey": "revoked"})
 

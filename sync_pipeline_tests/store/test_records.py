@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -11,6 +12,7 @@ import pytest
 
 from sync_pipeline.store import (
     ChangeQuery,
+    ForeignCursor,
     MalformedCursor,
     PreparedRecord,
     StreamKey,
@@ -226,11 +228,31 @@ def test_dataframe_holds_the_current_records_only(store):
     assert list(frame["id"]) == ["1"] and list(frame["name"]) == ["Ann"]
 
 
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
 def test_cursor_round_trip_and_malformed_cursors():
-    assert decode_cursor(encode_cursor(12345)) == 12345
-    for bad in ["", "abc", "!!!", encode_cursor(1)[:-2] + "zz", "c3AxOi0x"]:
+    assert decode_cursor(encode_cursor(12345, KEY), KEY) == 12345
+    assert decode_cursor(encode_cursor(2**63 - 1, KEY), KEY) == 2**63 - 1
+    too_big, zeros = _b64("sp1:9223372036854775808"), _b64("sp1:" + "0" * 5000)
+    # "c3AxOsKy" is "sp1:²": a digit to str.isdigit(), not to int().
+    for bad in ["", "abc", "!!!", encode_cursor(1, KEY)[:-2] + "zz", "c3AxOi0x", "c3AxOsKy", too_big, zeros, "é"]:
         with pytest.raises(MalformedCursor):
-            decode_cursor(bad)
+            decode_cursor(bad, KEY)
+
+
+def test_a_cursor_is_refused_by_any_other_stream_and_old_unbound_cursors_still_read():
+    cursor = encode_cursor(7, KEY)
+    for other in (
+        StreamKey(KEY.integration, "someone-else", KEY.model, KEY.variant),
+        StreamKey(KEY.integration, KEY.connection_id, "OtherModel", KEY.variant),
+        StreamKey(KEY.integration, KEY.connection_id, KEY.model, "v2"),
+        StreamKey("other-integration", KEY.connection_id, KEY.model, KEY.variant),
+    ):
+        with pytest.raises(ForeignCursor):
+            decode_cursor(cursor, other)
+    assert decode_cursor(_b64("sp1:7"), KEY) == 7  # handed out before cursors were bound
 
 
 def test_the_live_count_follows_adds_deletes_returns_and_clears(store):
