@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.frequency import parse_frequency
+from sync_pipeline.sdk.http import DEFAULT_REQUEST_DEADLINE
 
 if TYPE_CHECKING:
     from sync_pipeline.sdk.context import SyncContext
@@ -68,7 +69,8 @@ class Integration:
 
     `base_url` is the API root, or a function of the connection for per-account hosts; a connection's
     `connection_config.base_url` always wins. `error_envelope` turns a 200 response that carries an
-    error (Slack's `{"ok": false}`) into that error's message.
+    error (Slack's `{"ok": false}`) into that error's message. `request_deadline` bounds each attempt
+    of a request, body included, in seconds (default 300).
     """
 
     def __init__(
@@ -80,15 +82,19 @@ class Integration:
         api_key_header: tuple[str, str] = ("Authorization", "Bearer "),
         error_envelope: Callable[[httpx.Response], str | None] | None = None,
         description: str = "",
+        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
     ) -> None:
         if not NAME_PATTERN.match(name):
             raise SyncError(f"integration name {name!r} must match {NAME_PATTERN.pattern}")
+        if not request_deadline > 0:
+            raise SyncError(f"request_deadline must be a positive number of seconds, not {request_deadline!r}")
         self.name = name
         self.base_url = base_url
         self.headers = dict(headers or {})
         self.api_key_header = api_key_header
         self.error_envelope = error_envelope
         self.description = description
+        self.request_deadline = float(request_deadline)
         self.syncs: dict[str, SyncDefinition] = {}
         self.webhook_handler: WebhookHandler | None = None
 
