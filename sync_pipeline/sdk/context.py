@@ -23,18 +23,49 @@ Checkpoint = dict[str, str | int | float | bool]
 CHECKPOINT_MAX_KEYS = 16
 CHECKPOINT_MAX_STRING = 4000
 RECORD_ID_MAX = 255
+REASONS_KEPT = 5  # rejections logged one by one and quoted in the summary; the rest are only counted
 
 
 @dataclass
 class RunLedger:
-    """What one run did, per model: change counts and records rejected by validation."""
+    """What one run did, per model: change counts, records offered, records rejected and why (the first few)."""
 
     counts: dict[str, ChangeCounts] = field(default_factory=dict)
     invalid: dict[str, int] = field(default_factory=dict)
+    offered: dict[str, int] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
 
     def add(self, model: str, counts: ChangeCounts) -> None:
         self.counts.setdefault(model, ChangeCounts())
         self.counts[model] += counts
+
+    def reject(self, model: str, reason: str) -> bool:
+        """Count a rejected record; True when its reason is among the first few, kept for the summary."""
+        self.invalid[model] = self.invalid.get(model, 0) + 1
+        if len(self.reasons) < REASONS_KEPT:
+            self.reasons.append(reason)
+            return True
+        return False
+
+    def invalid_summary(self) -> str | None:
+        """One line for every rejection of the run: counts per model and the first reasons; None when none."""
+        if not self.invalid:
+            return None
+        counts = ", ".join(f"{n} of {self.offered.get(model, n)} {model}" for model, n in self.invalid.items())
+        return f"invalid records not saved: {counts}; first reasons: " + " | ".join(self.reasons)
+
+    def check_invalid_share(self, max_share: float) -> None:
+        """Fail the run when more than `max_share` of some model's records were invalid."""
+        over = [
+            f"{n} of {self.offered[model]} {model} records ({n / self.offered[model]:.0%})"
+            for model, n in self.invalid.items()
+            if self.offered.get(model) and n / self.offered[model] > max_share
+        ]
+        if over:
+            raise SyncError(
+                f"{', '.join(over)} failed validation, more than the sync's limit of {max_share:.0%} "
+                f"(max_invalid_share); first reasons: " + " | ".join(self.reasons)
+            )
 
 
 class SyncContext:
@@ -150,6 +181,7 @@ class SyncContext:
         self, model_cls: type[BaseModel], records: Sequence[Mapping[str, Any] | BaseModel]
     ) -> list[PreparedRecord]:
         """Validate, drop duplicate ids, serialise and hash: the per-record work of every save."""
+        self.ledger.offered[model_cls.__name__] = self.ledger.offered.get(model_cls.__name__, 0) + len(records)
         prepared: dict[str, PreparedRecord] = {}
         duplicates: list[str] = []
         to_json = model_cls.__pydantic_serializer__.to_json
@@ -185,10 +217,11 @@ class SyncContext:
         return valid
 
     def _reject(self, model_cls: type[BaseModel], record: Any, reason: str) -> None:
+        """Count an invalid record; only the first few are logged (a run of bad records is summarised once)."""
         model = model_cls.__name__
-        self.ledger.invalid[model] = self.ledger.invalid.get(model, 0) + 1
         record_id = record.get("id") if isinstance(record, Mapping) else getattr(record, "id", None)
-        self.log.warning(f"invalid {model} record id={record_id!r} not saved: {reason}")
+        if self.ledger.reject(model, f"{model} record id={record_id!r}: {reason}"):
+            self.log.warning(f"invalid {model} record id={record_id!r} not saved: {reason}")
 
 
 @lru_cache(maxsize=256)

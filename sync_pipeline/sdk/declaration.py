@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 SyncType = Literal["full", "incremental"]
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 MODEL_PATTERN = re.compile(r"^[A-Z][a-zA-Z0-9_-]+$")
+DEFAULT_MAX_INVALID_SHARE = 0.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,6 +40,7 @@ class SyncDefinition:
     backfill: timedelta | None
     auto_start: bool
     description: str
+    max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE
 
     @property
     def frequency_seconds(self) -> int:
@@ -118,9 +120,15 @@ class Integration:
         backfill: timedelta | None = None,
         auto_start: bool = True,
         description: str | None = None,
+        max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE,
     ) -> Callable[[Callable[["SyncContext"], None]], SyncDefinition]:
-        """Declare a sync: the decorated function receives a `SyncContext` and saves batches of records."""
+        """Declare a sync: the decorated function receives a `SyncContext` and saves batches of records.
+
+        A run fails when more than `max_invalid_share` (0 to 1) of one model's records fail validation.
+        """
         models = tuple(models)
+        if not 0 <= max_invalid_share <= 1:
+            raise SyncError(f"max_invalid_share is a share between 0 and 1, not {max_invalid_share!r}")
         if sync_type not in ("full", "incremental"):
             raise SyncError(f"sync_type must be 'full' or 'incremental', not {sync_type!r}")
         if track_deletes and sync_type != "full":
@@ -158,6 +166,7 @@ class Integration:
                 backfill=backfill,
                 auto_start=auto_start,
                 description=description or (fn.__doc__ or "").strip(),
+                max_invalid_share=float(max_invalid_share),
             )
             self.syncs[sync_name] = definition
             return definition

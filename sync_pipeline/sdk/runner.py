@@ -108,6 +108,11 @@ def run_sync(
     finally:
         if "http" in ctx.__dict__:
             ctx.http.close()
+        summary = ctx.ledger.invalid_summary()
+        if summary:
+            ctx.log.warning(summary)
+    # Before deleting unseen records: a run that mostly failed validation has not seen what it should have.
+    ctx.ledger.check_invalid_share(sync.max_invalid_share)
     if sync.track_deletes:
         for model, key in streams.items():
             ctx.ledger.add(model, ChangeCounts(deleted=cache.delete_unseen(key, generation, started_at, utcnow())))

@@ -196,3 +196,32 @@ def test_a_partition_deleted_and_created_again_starts_fresh(connected, acme, sto
     result = connected.run("acme", "leads", "conn-1")
 
     assert metadata_of(result, "AcmeLead")["sync_type"] == "INITIAL"
+
+
+def test_a_run_whose_records_are_mostly_invalid_fails_with_a_summary_not_a_line_per_record(connected, acme, store):
+    for n in range(20):
+        acme.put(f"c{n:02}", f"Name{n}")
+        if n >= 5:
+            acme.contacts[f"c{n:02}"]["email"] = None  # 15 of 20 invalid: more than half
+
+    result = connected.run("acme", "contacts", "conn-1")
+
+    assert not result.success
+    message = failure_message(result)
+    assert "15 of 20 AcmeContact records (75%)" in message and "50%" in message
+    assert "id='c05'" in message and "field 'email'" in message
+    logs = [entry.user_message for entry in connected.instance.all_logs(result.run_id)]
+    assert sum("invalid AcmeContact record" in line for line in logs) <= 5
+    assert any("invalid records not saved: 15 of 20 AcmeContact" in line for line in logs)
+    assert live_ids(store) == {f"c{n:02}" for n in range(5)}  # the valid ones are kept, nothing deleted
+
+
+def test_a_run_with_at_most_half_invalid_succeeds_and_counts_them(connected, acme):
+    for n in range(4):
+        acme.put(f"c{n}", f"Name{n}")
+    acme.contacts["c0"]["email"] = acme.contacts["c1"]["email"] = None
+
+    result = connected.run("acme", "contacts", "conn-1")
+
+    assert result.success
+    assert metadata_of(result)["invalid_records"] == 2
