@@ -222,6 +222,10 @@ def _schemas() -> dict[str, Any]:
             finishedAt=NULLABLE_STR, nextScheduledSyncAt=NULLABLE_STR, frequency=STR,
             latestResult={"type": "object", "additionalProperties": counts}, latestExecutionStatus=STR,
             recordCount={"type": "object", "additionalProperties": INT}, checkpoint={"type": "object", "nullable": True},
+            retry={
+                **_obj(("failures", "lastFailedAt", "nextRetryAt"), failures=INT, lastFailedAt=STR, nextRetryAt=NULLABLE_STR),
+                "nullable": True,
+            },
         ),
     }
 

@@ -57,7 +57,16 @@ def partition_status(instance: DagsterInstance, sync: SyncDefinition, row: Parti
         "latestExecutionStatus": execution,
         "recordCount": {model: int(meta.get("total_records") or 0) for model, meta in latest.items()},
         "checkpoint": state.checkpoint,
+        "retry": _retry(row),
     }
+
+
+def _retry(row: PartitionRow) -> dict[str, Any] | None:
+    """Failed runs in a row and when the scheduler tries again (also `nextScheduledSyncAt`); None when the
+    last run did not fail."""
+    if not row.failures:
+        return None
+    return {"failures": row.failures, "lastFailedAt": row.failed_at, "nextRetryAt": row.retry_at}
 
 
 def _latest_metadata(instance: DagsterInstance, sync: SyncDefinition, model: str, partition: str, since: float) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 
 from sync_pipeline.settings import normalize_database_url
-from sync_pipeline.store.schema import metadata
+from sync_pipeline.store.migrate import migrate
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -29,14 +29,14 @@ def utcnow() -> datetime:
 
 
 def create_database_engine(url: str) -> Engine:
-    """An engine for SQLite (WAL, waits on locks) or PostgreSQL (batched executemany), tables created."""
+    """An engine for SQLite (WAL, waits on locks) or PostgreSQL (batched executemany), its schema migrated to head."""
     url = normalize_database_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _tune_sqlite)
     else:
         engine = create_engine(url, executemany_mode="values_plus_batch", pool_pre_ping=True)
-    metadata.create_all(engine)
+    migrate(engine)
     return engine
 
 
