@@ -84,6 +84,7 @@ class SyncContext:
         generation: str | None,
         log: logging.Logger | Any = None,
         transport: httpx.BaseTransport | None = None,
+        tally: str | None = None,
     ) -> None:
         self.sync = sync
         self.connection = connection
@@ -96,6 +97,7 @@ class SyncContext:
         self._on_checkpoint = on_checkpoint
         self._generation = generation
         self._transport = transport
+        self._tally = tally  # the run generation whose counts every write adds to (see RecordsCache.begin_tally)
 
     # -- the provider --------------------------------------------------------------------------
 
@@ -155,7 +157,9 @@ class SyncContext:
         key = self._stream(model_cls)
         self.ledger.add(key.model, ChangeCounts())
         if prepared:
-            self.ledger.add(key.model, self._cache.save(key, prepared, utcnow(), generation=self._generation))
+            self.ledger.add(
+                key.model, self._cache.save(key, prepared, utcnow(), generation=self._generation, tally=self._tally)
+            )
 
     def batch_update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         """Merge partial records (each with its `id`) into the stored ones; unknown ids are skipped."""
@@ -164,7 +168,9 @@ class SyncContext:
         if missing:
             raise SyncError(f"batch_update of {model_cls.__name__}: records at positions {missing[:5]} have no 'id'")
         key = self._stream(model_cls)
-        counts = self._cache.merge(key, [dict(p) for p in partials], lambda rows: self._prepare(model_cls, rows), utcnow())
+        counts = self._cache.merge(
+            key, [dict(p) for p in partials], lambda rows: self._prepare(model_cls, rows), utcnow(), tally=self._tally
+        )
         self.ledger.add(key.model, counts)
 
     def batch_delete(self, ids_or_records: Iterable[str | int | Mapping[str, Any]], model: str | type[BaseModel]) -> None:
@@ -172,7 +178,7 @@ class SyncContext:
         model_cls = self.sync.model(model)
         ids = [str(item["id"]) if isinstance(item, Mapping) else str(item) for item in ids_or_records]
         key = self._stream(model_cls)
-        self.ledger.add(key.model, ChangeCounts(deleted=self._cache.delete(key, ids, utcnow())))
+        self.ledger.add(key.model, ChangeCounts(deleted=self._cache.delete(key, ids, utcnow(), tally=self._tally)))
 
     def _stream(self, model_cls: type[BaseModel]) -> StreamKey:
         return StreamKey(self.sync.integration.name, self.connection.connection_id, model_cls.__name__, self.variant)

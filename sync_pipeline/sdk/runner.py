@@ -89,7 +89,8 @@ def run_sync(
     if mode.clear_cache:
         for key in streams.values():
             cache.clear(key)
-    low_watermarks = {model: cache.last_seq(key) for model, key in streams.items()}
+    # Counted in the database per generation: a resumed run's webhook covers its earlier attempts too.
+    low_watermarks = {model: cache.begin_tally(key, generation) for model, key in streams.items()}
 
     ctx = SyncContext(
         sync=sync,
@@ -102,6 +103,7 @@ def run_sync(
         generation=generation if sync.track_deletes else None,
         log=log,
         transport=transport,
+        tally=generation,
     )
     try:
         sync.fn(ctx)
@@ -115,7 +117,8 @@ def run_sync(
     ctx.ledger.check_invalid_share(sync.max_invalid_share)
     if sync.track_deletes:
         for model, key in streams.items():
-            ctx.ledger.add(model, ChangeCounts(deleted=cache.delete_unseen(key, generation, started_at, utcnow())))
+            deleted = cache.delete_unseen(key, generation, started_at, utcnow(), tally=True)
+            ctx.ledger.add(model, ChangeCounts(deleted=deleted))
 
     return RunOutcome(
         sync_type=INITIAL if state.last_sync_date is None else (FULL if sync.sync_type == "full" else INCREMENTAL),
@@ -123,7 +126,7 @@ def run_sync(
         generation=generation,
         checkpoint_from=checkpoint_from,
         checkpoint_to=ctx.get_checkpoint(),
-        counts={model: ctx.ledger.counts.get(model, ChangeCounts()) for model in streams},
+        counts={model: cache.tally(key, generation) for model, key in streams.items()},
         invalid=dict(ctx.ledger.invalid),
         low_watermarks=low_watermarks,
         totals={model: cache.count_live(key) for model, key in streams.items()},
