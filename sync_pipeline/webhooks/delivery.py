@@ -1,5 +1,5 @@
-"""The delivery log (`sp_webhook_deliveries`) and delivery: signed POSTs, concurrent, retried with backoff
-(or later, when the receiver's Retry-After asks for longer)."""
+"""The delivery log (`sp_webhook_deliveries`) and delivery: signed POSTs, concurrent across partitions, in
+order within one, retried with backoff (or later, when the receiver's Retry-After asks for longer)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy import Engine, bindparam, delete, exists, select, update
 
 from sync_pipeline.sdk.http import server_wait
 from sync_pipeline.store import to_iso, utcnow
@@ -46,6 +46,8 @@ class Delivery:
     created_at: str
     updated_at: str
     body: str
+    partition_id: str | None = None  # deliveries of one sync partition go out in event_seq order
+    event_seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -66,15 +68,17 @@ class DeliveryLog:
         """Add a pending delivery, due at once; False (and nothing changed) when the id is already logged."""
         return self.enqueue_many([(delivery_id, url, body)], now) == 1
 
-    def enqueue_many(self, items: list[tuple[str, str, str]], now: datetime | None = None) -> int:
-        """`enqueue` for many (delivery_id, url, body) in one statement; returns how many were new."""
+    def enqueue_many(self, items: list[tuple], now: datetime | None = None) -> int:
+        """`enqueue` for many (delivery_id, url, body[, partition_id, event_seq]) in one statement; returns
+        how many were new. Deliveries with a partition id go out in event_seq order within it."""
         if not items:
             return 0
         stamp = to_iso(now or utcnow())
         rows = [
             {"delivery_id": delivery_id, "url": url, "body": body, "status": PENDING, "attempts": 0,
-             "next_attempt_at": stamp, "created_at": stamp, "updated_at": stamp}
-            for delivery_id, url, body in items
+             "next_attempt_at": stamp, "created_at": stamp, "updated_at": stamp,
+             "partition_id": order[0] if order else None, "event_seq": order[1] if order else None}
+            for delivery_id, url, body, *order in items
         ]  # fmt: skip
         added = 0
         with self.engine.begin() as conn:
@@ -84,10 +88,17 @@ class DeliveryLog:
         return added
 
     def due(self, now: datetime, limit: int = 1000) -> list[Delivery]:
-        """Pending deliveries whose next attempt has come, the oldest first."""
+        """Pending deliveries whose next attempt has come and that wait for no earlier pending one of their
+        partition, the oldest first."""
+        earlier = deliveries.alias("earlier")
+        waits = exists().where(  # found through the (status, partition_id, event_seq) index
+            earlier.c.status == PENDING,
+            earlier.c.partition_id == deliveries.c.partition_id,
+            earlier.c.event_seq < deliveries.c.event_seq,
+        )
         statement = (
             select(deliveries)
-            .where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= to_iso(now))
+            .where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= to_iso(now), ~waits)
             .order_by(deliveries.c.next_attempt_at, deliveries.c.delivery_id)
             .limit(limit)
         )
@@ -217,14 +228,33 @@ def deliver_due(
 ) -> dict[str, int]:
     """Attempt every due delivery concurrently (a dead receiver only holds one worker); counts per new status.
 
-    Deliveries not started within `budget_seconds` stay due for the next call.
+    Each round sends the first pending delivery of every partition; once one is delivered, the next of its
+    partition is due in the following round, so a backlog drains in order within the call. Deliveries not
+    started within `budget_seconds` stay due for the next call.
     """
     now = now or utcnow()
-    due = log_.due(now, limit)
     counts = {DELIVERED: 0, PENDING: 0, FAILED: 0}
-    if not due:
-        return counts
     deadline = time.monotonic() + budget_seconds
+    tried: set[str] = set()
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
+        while time.monotonic() < deadline:
+            due = [delivery for delivery in log_.due(now, limit) if delivery.delivery_id not in tried]
+            if not due:
+                break
+            tried.update(delivery.delivery_id for delivery in due)
+            round_counts = _deliver_round(log_, client, due, signing_key, now, deadline)
+            for status, n in round_counts.items():
+                counts[status] += n
+            if not round_counts[DELIVERED]:
+                break  # nothing new became due
+    return counts
+
+
+def _deliver_round(
+    log_: DeliveryLog, client: httpx.Client, due: list[Delivery], signing_key: str | None, now: datetime, deadline: float
+) -> dict[str, int]:
+    """One concurrent attempt of each of `due`; counts per new status."""
+    counts = {DELIVERED: 0, PENDING: 0, FAILED: 0}
 
     def attempt(delivery: Delivery) -> tuple[Delivery, Attempt] | None:
         if time.monotonic() > deadline:
@@ -236,9 +266,8 @@ def deliver_due(
             )
         return delivery, outcome
 
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(due))) as pool:
-            outcomes = [outcome for outcome in pool.map(attempt, due) if outcome is not None]
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(due))) as pool:
+        outcomes = [outcome for outcome in pool.map(attempt, due) if outcome is not None]
     # Backoff counts from when the attempts ended, not from the tick's start (or a later `now` given by a test).
     for status in log_.record_attempts(outcomes, max(now, utcnow())):
         counts[status] += 1
