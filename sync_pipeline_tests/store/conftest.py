@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from sync_pipeline.settings import normalize_database_url
-from sync_pipeline_tests.conftest import SERVER_URL
+from sync_pipeline_tests.conftest import SERVER_URL, new_postgres_database
 
 
 @pytest.fixture
@@ -19,14 +15,5 @@ def empty_database_url(tmp_path) -> Iterator[str]:
     if not SERVER_URL:
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    server = make_url(normalize_database_url(SERVER_URL))
-    name = f"sp_empty_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with new_postgres_database("sp_empty") as url:
+        yield url
