@@ -92,12 +92,11 @@ def _prepare_storage() -> str:
 @click.option("--limit", default=50, show_default=True, type=int)
 def deliveries(status: str | None, limit: int) -> None:
     """List webhook deliveries to the app (the newest first), e.g. those that failed for good."""
-    from sync_pipeline.orchestration.resources import store_for
-    from sync_pipeline.webhooks.delivery import DeliveryLog, deliveries_table
+    from sync_pipeline.notifications.delivery import deliveries_table
+    from sync_pipeline.store import store_for
 
     prepare_environment()
-    log = DeliveryLog(store_for(database_url()).engine)
-    click.echo(deliveries_table(log.list(status=status, limit=limit)))
+    click.echo(deliveries_table(store_for(database_url()).deliveries.list(status=status, limit=limit)))
 
 
 def prepare_environment() -> dict[str, str]:

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta, timezone
 from dagster import DagsterEventType, DagsterInstance, RunsFilter
 from dagster._core.event_api import RunStatusChangeRecordsFilter
 
-from sync_pipeline.orchestration.assets import DAGSTER_PARTITION_TAG, MODE_TAG
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.store import Store
+from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, MODE_INCREMENTAL, MODE_TAG
 
 RETRY_BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(minutes=60))
 PAGE = 1000  # run status events read per kind and tick; the rest come at the next tick
@@ -55,7 +55,7 @@ def learn_run_outcomes(
             continue  # not a sync run
         at = datetime.fromtimestamp(event.timestamp, timezone.utc)
         if event.event_log_entry.dagster_event_type == DagsterEventType.RUN_FAILURE:
-            mode = run.tags.get(MODE_TAG, "incremental")
+            mode = run.tags.get(MODE_TAG, MODE_INCREMENTAL)
             row = store.partitions.record_failure(sync.integration.name, sync.name, partition, at, mode, RETRY_BACKOFF)
             retries += row is not None
         else:

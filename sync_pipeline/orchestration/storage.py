@@ -15,8 +15,7 @@ from pathlib import Path
 from dagster import DagsterInstance
 from sqlalchemy import Engine, text
 
-from sync_pipeline.store import Store
-from sync_pipeline.store.migrate import file_lock, head_revision
+from sync_pipeline.store import Store, file_lock, head_revision
 
 DAGSTER_LOCK_KEY = int.from_bytes(b"sp_dagst", "big")  # apart from the schema lock: this one is held longer
 LOCK_FILE = ".storage-lock"

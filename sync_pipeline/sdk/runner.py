@@ -13,8 +13,7 @@ import httpx
 from sync_pipeline.sdk.context import Checkpoint, SyncContext
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.store import ChangeCounts, Connection, RecordsCache, StreamKey, utcnow
-
-INITIAL, INCREMENTAL, FULL = "INITIAL", "INCREMENTAL", "FULL"
+from sync_pipeline.vocabulary import FULL, INCREMENTAL, INITIAL, MODE_CLEAR_CACHE, MODE_FULL_REFRESH
 
 
 @dataclass(frozen=True)
@@ -45,14 +44,14 @@ class RunMode:
     @classmethod
     def from_name(cls, name: str | None) -> "RunMode":
         return {
-            "full_refresh": cls(reset=True),
-            "full_refresh_and_clear_cache": cls(reset=True, clear_cache=True),
-        }.get(name or "incremental", cls())
+            MODE_FULL_REFRESH: cls(reset=True),
+            MODE_CLEAR_CACHE: cls(reset=True, clear_cache=True),
+        }.get(name or "", cls())
 
 
 @dataclass
 class RunOutcome:
-    sync_type: str
+    kind: str  # INITIAL, INCREMENTAL or FULL
     started_at: datetime
     generation: str
     checkpoint_from: Checkpoint | None
@@ -92,7 +91,7 @@ def run_sync(
     # Counted in the database per generation: a resumed run's webhook covers its earlier attempts too.
     low_watermarks = {model: cache.begin_tally(key, generation) for model, key in streams.items()}
 
-    ctx = SyncContext(
+    with SyncContext(
         sync=sync,
         connection=connection,
         variant=variant,
@@ -104,15 +103,13 @@ def run_sync(
         log=log,
         transport=transport,
         tally=generation,
-    )
-    try:
-        sync.fn(ctx)
-    finally:
-        if "http" in ctx.__dict__:
-            ctx.http.close()
-        summary = ctx.ledger.invalid_summary()
-        if summary:
-            ctx.log.warning(summary)
+    ) as ctx:
+        try:
+            sync.fn(ctx)
+        finally:
+            summary = ctx.ledger.invalid_summary()
+            if summary:
+                ctx.log.warning(summary)
     # Before deleting unseen records: a run that mostly failed validation has not seen what it should have.
     ctx.ledger.check_invalid_share(sync.max_invalid_share)
     if sync.track_deletes:
@@ -121,7 +118,7 @@ def run_sync(
             ctx.ledger.add(model, ChangeCounts(deleted=deleted))
 
     return RunOutcome(
-        sync_type=INITIAL if state.last_sync_date is None else (FULL if sync.sync_type == "full" else INCREMENTAL),
+        kind=INITIAL if state.last_sync_date is None else (FULL if sync.sync_type == "full" else INCREMENTAL),
         started_at=started_at,
         generation=generation,
         checkpoint_from=checkpoint_from,

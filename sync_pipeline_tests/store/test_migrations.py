@@ -13,10 +13,10 @@ from alembic.runtime.migration import MigrationContext
 from dagster import DagsterInstance
 from sqlalchemy import create_engine, inspect, text
 
-from sync_pipeline.store import Store, StreamKey
-from sync_pipeline.store.database import create_database_engine
-from sync_pipeline.store.migrate import VERSION_TABLE, current_revision, head_revision
-from sync_pipeline.store.schema import metadata
+from sync_pipeline.store import SCHEMA_VERSION_TABLE as VERSION_TABLE
+from sync_pipeline.store import Store, StreamKey, create_database_engine, head_revision
+from sync_pipeline.store import schema as metadata
+from sync_pipeline.store import schema_revision as current_revision
 
 PREVIOUS_LAYOUT = Path(__file__).with_name("previous_layout")
 REPO = Path(__file__).resolve().parents[2]

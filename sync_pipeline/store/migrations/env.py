@@ -1,9 +1,9 @@
-"""Alembic's environment: runs on the connection `sync_pipeline.store.migrate` hands over (already locked)."""
+"""Alembic's environment: runs on the connection `sync_pipeline.store._migrate` hands over (already locked)."""
 
 from alembic import context
 
-from sync_pipeline.store.migrate import VERSION_TABLE
-from sync_pipeline.store.schema import metadata
+from sync_pipeline.store._migrate import VERSION_TABLE
+from sync_pipeline.store._schema import metadata
 
 if context.is_offline_mode():
     raise SystemExit("sync_pipeline migrations run online only: `sync-pipeline migrate`")

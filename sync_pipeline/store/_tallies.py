@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select, update
 
-from sync_pipeline.store.database import dialect_insert
-from sync_pipeline.store.schema import run_tallies
+from sync_pipeline.store._database import dialect_insert
+from sync_pipeline.store._schema import run_tallies
 
 
 def begin(conn: Connection, sid: int, generation: str, last_seq: int) -> int:
