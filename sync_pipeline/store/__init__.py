@@ -14,6 +14,7 @@ from sync_pipeline.store._connections import Connection, ConnectionStore, Creden
 from sync_pipeline.store._cursor import MalformedCursor, decode_cursor, encode_cursor
 from sync_pipeline.store._database import create_database_engine, from_iso, to_iso, utcnow
 from sync_pipeline.store._migrate import VERSION_TABLE as SCHEMA_VERSION_TABLE
+from sync_pipeline.store._migrate import SchemaTooNew
 from sync_pipeline.store._migrate import current_revision as schema_revision
 from sync_pipeline.store._migrate import file_lock, head_revision
 from sync_pipeline.store._migrate import migrate as migrate_schema
@@ -117,6 +118,7 @@ __all__ = [
     "PreparedRecord",
     "RecordsCache",
     "RunProgress",
+    "SchemaTooNew",
     "Store",
     "StoredRecord",
     "StreamKey",

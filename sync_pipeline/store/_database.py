@@ -36,7 +36,11 @@ def create_database_engine(url: str) -> Engine:
         event.listen(engine, "connect", _tune_sqlite)
     else:
         engine = create_engine(url, executemany_mode="values_plus_batch", pool_pre_ping=True)
-    migrate(engine)
+    try:
+        migrate(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 

@@ -57,10 +57,26 @@ def migrate(engine: Engine) -> bool:
         if current_revision(conn) == head:  # the usual start: no lock taken
             return False
     with schema_lock(engine) as conn:
-        if current_revision(conn) == head:  # another process migrated while this one waited
+        current = current_revision(conn)
+        if current == head:  # another process migrated while this one waited
             return False
+        if current is not None and current not in known_revisions():
+            raise SchemaTooNew(
+                f"the sync_pipeline database is at schema revision {current!r}, which this version of "
+                f"sync_pipeline does not know (its newest is {head!r}): it was upgraded by a newer release; "
+                "run that release, or restore a backup made before the upgrade"
+            )
         command.upgrade(alembic_config(conn), "head")
         return True
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer release than the one running."""
+
+
+@lru_cache(maxsize=1)
+def known_revisions() -> frozenset[str]:
+    return frozenset(script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions())
 
 
 @contextmanager

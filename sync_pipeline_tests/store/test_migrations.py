@@ -8,13 +8,14 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from dagster import DagsterInstance
 from sqlalchemy import create_engine, inspect, text
 
 from sync_pipeline.store import SCHEMA_VERSION_TABLE as VERSION_TABLE
-from sync_pipeline.store import Store, StreamKey, create_database_engine, head_revision
+from sync_pipeline.store import SchemaTooNew, Store, StreamKey, create_database_engine, head_revision
 from sync_pipeline.store import schema as metadata
 from sync_pipeline.store import schema_revision as current_revision
 
@@ -47,9 +48,11 @@ def test_a_new_database_gets_the_newest_revision_and_exactly_the_schema_the_code
         store.engine.dispose()
 
 
-def test_a_database_of_the_previous_layout_is_upgraded_and_keeps_its_rows(empty_database_url):
+# Layouts main created with `create_all` before the schema was versioned: before and after the refactor.
+@pytest.mark.parametrize("commit", ["65c12d8", "d2d9b70"])
+def test_a_database_of_a_previous_layout_is_upgraded_and_keeps_its_rows(empty_database_url, commit):
     engine = create_engine(empty_database_url)
-    layout = (PREVIOUS_LAYOUT / f"{engine.dialect.name}.sql").read_text()
+    layout = (PREVIOUS_LAYOUT / f"{engine.dialect.name}-{commit}.sql").read_text()
     with engine.begin() as conn:
         for statement in layout.split(";\n"):
             if "CREATE" in statement:
@@ -78,6 +81,12 @@ def test_a_database_of_the_previous_layout_is_upgraded_and_keeps_its_rows(empty_
             " created_at, updated_at) VALUES ('m-1', 'http://127.0.0.1:9/hooks', '{}', 'pending', 2,"
             " '2026-11-01T00:00:00.000000Z', '2026-11-01T00:00:00.000000Z', '2026-11-01T00:00:00.000000Z')"
         ))
+        if "sp_run_progress" in layout:
+            conn.execute(text(
+                "INSERT INTO sp_run_progress (integration, sync_name, partition_key, generation, started_at, checkpoint,"
+                " updated_at) VALUES ('acme', 'contacts', 'conn-1::base', 'g1', '2026-11-01T00:00:00.000000Z',"
+                " '{\"cursor\": \"4\"}', '2026-11-01T00:00:00.000000Z')"
+            ))
         assert VERSION_TABLE not in inspect(conn).get_table_names()
     engine.dispose()
 
@@ -88,6 +97,8 @@ def test_a_database_of_the_previous_layout_is_upgraded_and_keeps_its_rows(empty_
         row = store.partitions.get("acme", "contacts", "conn-1::base")
         assert (row.next_due_at, row.failures, row.retry_at) == ("2026-11-02T00:00:00.000000Z", 0, None)
         assert store.records.count_live(StreamKey("acme", "conn-1", "AcmeContact", "base")) == 1
+        if "sp_run_progress" in layout:
+            assert store.partitions.progress("acme", "contacts", "conn-1::base").checkpoint == {"cursor": "4"}
         with store.engine.connect() as conn:
             differences = schema_differences(conn)
             delivery = conn.execute(text("SELECT attempts, partition_id FROM sp_webhook_deliveries")).one()
@@ -95,6 +106,17 @@ def test_a_database_of_the_previous_layout_is_upgraded_and_keeps_its_rows(empty_
         assert tuple(delivery) == (2, None)
     finally:
         store.engine.dispose()
+
+
+def test_a_database_upgraded_by_a_newer_release_is_refused_with_a_clear_error(empty_database_url):
+    Store.from_url(empty_database_url).engine.dispose()
+    engine = create_engine(empty_database_url)
+    with engine.begin() as conn:
+        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0099_from_the_future'"))
+    engine.dispose()
+
+    with pytest.raises(SchemaTooNew, match="'0099_from_the_future'.*newer release"):
+        Store.from_url(empty_database_url)
 
 
 def test_threads_starting_at_once_on_an_empty_database_all_start(empty_database_url):
