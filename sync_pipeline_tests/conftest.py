@@ -46,15 +46,15 @@ def database_url(tmp_path_factory) -> Iterator[str]:
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'sync_pipeline.db'}"
         return
     try:
-        with new_postgres_database("sp_test") as url:
+        with server_database("sp_test") as url:
             yield url
     finally:
         store_for.cache_clear()
 
 
 @contextmanager
-def new_postgres_database(prefix: str) -> Iterator[str]:
-    """A new, empty database on the configured PostgreSQL server, dropped on exit; yields its URL."""
+def server_database(prefix: str) -> Iterator[str]:
+    """A new database on the PostgreSQL server of SYNC_PIPELINE_TEST_DATABASE_URL, dropped afterwards."""
     server = make_url(normalize_database_url(SERVER_URL))
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from sync_pipeline.sdk import (
     BASE_VARIANT,
+    GithubAppRefresh,
     Integration,
     LinkPagination,
     ProviderWebhookContext,
@@ -21,6 +22,9 @@ github = Integration(
     "github",
     base_url="https://api.github.com",
     headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
+    # GitHub App connections (credentials {"type": "APP", "installation_id": ...}) get one-hour installation
+    # tokens minted with the app's private key; personal and OAuth tokens are used as they are.
+    refresh=GithubAppRefresh(),
     description="GitHub issues",
 )
 
@@ -88,7 +92,7 @@ def _repository_name(entry: Any, key: str) -> str:
     raise SyncError(f'metadata["{key}"] names a repository as {entry!r}: use "owner/repo" or {{"owner", "repo"}}')
 
 
-@github.sync(models=[GithubIssue], sync_type="incremental", frequency="every hour")
+@github.sync(models=[GithubIssue], sync_type="incremental", frequency="every hour", webhook_subscriptions=["issues"])
 def issues(ctx: SyncContext) -> None:
     """Issues (not pull requests) updated since the last run, in every repository of this variant."""
     params: dict[str, Any] = {"state": "all"}

@@ -16,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.http import build_client
+from sync_pipeline.sdk.oauth import TokenSource
 from sync_pipeline.sdk.pagination import Page, Paginator
 from sync_pipeline.store import ChangeCounts, Connection, PreparedRecord, RecordsCache, StreamKey, utcnow
 
@@ -192,6 +193,7 @@ class SyncContext:
         generation: str | None,
         log: logging.Logger | Any = None,
         transport: httpx.BaseTransport | None = None,
+        tokens: TokenSource | None = None,
         tally: str | None = None,
     ) -> None:
         self.sync = sync
@@ -205,6 +207,7 @@ class SyncContext:
         self._checkpoint = checkpoint
         self._on_checkpoint = on_checkpoint
         self._transport = transport
+        self._tokens = tokens
 
     def __enter__(self) -> "SyncContext":
         return self
@@ -227,7 +230,9 @@ class SyncContext:
     @cached_property
     def http(self) -> httpx.Client:
         """An httpx client on the provider's API, authenticated for this connection, retrying 429/5xx."""
-        return build_client(self.sync.integration, self.connection, on_retry=self.log.info, transport=self._transport)
+        return build_client(
+            self.sync.integration, self.connection, on_retry=self.log.info, transport=self._transport, tokens=self._tokens
+        )
 
     def paginate(
         self,

@@ -18,6 +18,7 @@ from sync_pipeline.vocabulary import SYNC_TYPES, SyncType
 
 if TYPE_CHECKING:
     from sync_pipeline.sdk.context import SyncContext
+    from sync_pipeline.sdk.oauth import TokenRefresh
     from sync_pipeline.sdk.provider_webhooks import ProviderWebhookContext
     from sync_pipeline.store import Connection
 
@@ -40,6 +41,7 @@ class SyncDefinition:
     backfill: timedelta | None
     auto_start: bool
     description: str
+    webhook_subscriptions: tuple[str, ...] = ()
     max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE
 
     @property
@@ -71,8 +73,9 @@ class Integration:
 
     `base_url` is the API root, or a function of the connection for per-account hosts; a connection's
     `connection_config.base_url` always wins. `error_envelope` turns a 200 response that carries an
-    error (Slack's `{"ok": false}`) into that error's message. `request_deadline` bounds each attempt
-    of a request, body included, in seconds (default 300).
+    error (Slack's `{"ok": false}`) into that error's message. `refresh` declares how the connections'
+    tokens are renewed (`OAuthRefresh(...)`, `GithubAppRefresh()`), with the integration's client credentials.
+    `request_deadline` bounds each attempt of a request, body included, in seconds (default 300).
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class Integration:
         headers: dict[str, str] | None = None,
         api_key_header: tuple[str, str] = ("Authorization", "Bearer "),
         error_envelope: Callable[[httpx.Response], str | None] | None = None,
+        refresh: "TokenRefresh | None" = None,
         description: str = "",
         request_deadline: float = DEFAULT_REQUEST_DEADLINE,
     ) -> None:
@@ -95,6 +99,7 @@ class Integration:
         self.headers = dict(headers or {})
         self.api_key_header = api_key_header
         self.error_envelope = error_envelope
+        self.refresh = refresh
         self.description = description
         self.request_deadline = float(request_deadline)
         self.syncs: dict[str, SyncDefinition] = {}
@@ -120,10 +125,12 @@ class Integration:
         backfill: timedelta | None = None,
         auto_start: bool = True,
         description: str | None = None,
+        webhook_subscriptions: Iterable[str] = (),
         max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE,
     ) -> Callable[[Callable[["SyncContext"], None]], SyncDefinition]:
         """Declare a sync: the decorated function receives a `SyncContext` and saves batches of records.
 
+        `webhook_subscriptions` names the provider's webhook events the integration's handler applies to it.
         A run fails when more than `max_invalid_share` (0 to 1) of one model's records fail validation.
         """
         models = tuple(models)
@@ -166,6 +173,7 @@ class Integration:
                 backfill=backfill,
                 auto_start=auto_start,
                 description=description or (fn.__doc__ or "").strip(),
+                webhook_subscriptions=tuple(webhook_subscriptions),
                 max_invalid_share=float(max_invalid_share),
             )
             self.syncs[sync_name] = definition

@@ -12,6 +12,7 @@ import httpx
 
 from sync_pipeline.sdk.context import Checkpoint, SyncContext
 from sync_pipeline.sdk.declaration import SyncDefinition
+from sync_pipeline.sdk.oauth import TokenSource
 from sync_pipeline.store import ChangeCounts, Connection, RecordsCache, StreamKey, utcnow
 from sync_pipeline.vocabulary import FULL, INCREMENTAL, INITIAL, MODE_CLEAR_CACHE, MODE_FULL_REFRESH
 
@@ -76,6 +77,7 @@ def run_sync(
     on_checkpoint: CheckpointSink = lambda checkpoint, generation, started_at: None,
     log: Any = None,
     transport: httpx.BaseTransport | None = None,
+    tokens: TokenSource | None = None,
 ) -> RunOutcome:
     """Run `sync` for one connection and variant; raises whatever the sync raises, deleting nothing then."""
     if mode.reset:
@@ -102,6 +104,7 @@ def run_sync(
         generation=generation if sync.track_deletes else None,
         log=log,
         transport=transport,
+        tokens=tokens,
         tally=generation,
     ) as ctx:
         try:

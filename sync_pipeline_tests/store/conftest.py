@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sync_pipeline_tests.conftest import SERVER_URL, new_postgres_database
+from sync_pipeline_tests.conftest import SERVER_URL, server_database
 
 
 @pytest.fixture
@@ -15,5 +15,5 @@ def empty_database_url(tmp_path) -> Iterator[str]:
     if not SERVER_URL:
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    with new_postgres_database("sp_empty") as url:
+    with server_database("sp_empty") as url:
         yield url

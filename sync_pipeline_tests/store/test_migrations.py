@@ -48,8 +48,9 @@ def test_a_new_database_gets_the_newest_revision_and_exactly_the_schema_the_code
         store.engine.dispose()
 
 
-# Layouts main created with `create_all` before the schema was versioned: before and after the refactor.
-@pytest.mark.parametrize("commit", ["65c12d8", "d2d9b70"])
+# Layouts main created with `create_all` before the schema was versioned: before and after the refactor,
+# and after issue 13 added connection auth columns and tables.
+@pytest.mark.parametrize("commit", ["65c12d8", "d2d9b70", "dbfb180"])
 def test_a_database_of_a_previous_layout_is_upgraded_and_keeps_its_rows(empty_database_url, commit):
     engine = create_engine(empty_database_url)
     layout = (PREVIOUS_LAYOUT / f"{engine.dialect.name}-{commit}.sql").read_text()
