@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from dagster import (
     AssetExecutionContext,
+    AssetSelection,
     AssetsDefinition,
     AssetSpec,
     DynamicPartitionsDefinition,
@@ -23,7 +24,9 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from pydantic import BaseModel
 
 from sync_pipeline.keys import InvalidPartitionKey, make_partition_key, parse_partition_key
+from sync_pipeline.orchestration.automation import records_version
 from sync_pipeline.orchestration.credentials import CredentialKeeper
+from sync_pipeline.orchestration.records_input import IO_MANAGER_KEY
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.run_errors import recording_run_errors
 from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
@@ -31,7 +34,7 @@ from sync_pipeline.orchestration.state import read_partition_state
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.runner import RunMode, run_sync
-from sync_pipeline.store import from_iso, utcnow
+from sync_pipeline.store import StreamKey, from_iso, utcnow
 from sync_pipeline.vocabulary import CONNECTION_TAG, MODE_INCREMENTAL, MODE_TAG, PARTITION_TAG
 
 RESOURCE_KEY = "sync_pipeline"
@@ -76,7 +79,7 @@ def build_sync_assets(sync: SyncDefinition) -> tuple[AssetsDefinition, Unresolve
                 "frequency": sync.frequency,
                 "track_deletes": sync.track_deletes,
             },
-        )
+        ).with_io_manager_key(IO_MANAGER_KEY)  # downstream inputs load records from the cache
         for model in sync.models
     ]
 
@@ -86,7 +89,8 @@ def build_sync_assets(sync: SyncDefinition) -> tuple[AssetsDefinition, Unresolve
 
     job = define_asset_job(
         name=sync.qualified_name,
-        selection=[spec.key for spec in specs],
+        # Without the freshness checks: a sync run syncs; the freshness sensor evaluates them.
+        selection=AssetSelection.assets(*[spec.key for spec in specs]).without_checks(),
         partitions_def=partitions,
         executor_def=in_process_executor,
         description=f"Runs {sync.integration.name} sync {sync.name!r} for one connection and variant.",
@@ -140,6 +144,8 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
         yield MaterializeResult(
             asset_key=asset_key(integration, model),
             metadata=RunMetadata.of_run(outcome, model, connection_id, variant, mode_name).to_dagster(),
+            # Unchanged by a run that changed nothing: downstream automation wakes on changed records only.
+            data_version=records_version(store.records, StreamKey(integration, connection_id, model, variant)),
         )
     # Dagster has stored the materializations (and so the run's final checkpoint) before resuming us here.
     store.partitions.clear_progress(integration, sync.name, partition, outcome.generation)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from dagster import DagsterInstance
 
+from sync_pipeline.orchestration.automation import records_version
 from sync_pipeline.orchestration.run_metadata import report_provider_webhook_changes
 from sync_pipeline.sdk import Integration, ProviderWebhookContext
 from sync_pipeline.store import Store, StreamKey, utcnow
@@ -24,9 +25,9 @@ def handle_provider_webhook(
     started_at = utcnow()
     integration.webhook_handler(ctx)
     for (connection_id, sync_name), ledger in ctx.changes.ledgers.items():
-        totals = {
-            model: store.records.count_live(StreamKey(integration.name, connection_id, model)) for model in ledger.counts
-        }
+        streams = {model: StreamKey(integration.name, connection_id, model) for model in ledger.counts}
+        totals = {model: store.records.count_live(key) for model, key in streams.items()}
+        versions = {model: records_version(store.records, key) for model, key in streams.items()}
         report_provider_webhook_changes(
             instance,
             integration.syncs[sync_name],
@@ -35,4 +36,5 @@ def handle_provider_webhook(
             started_at,
             ctx.changes.low_watermarks[(connection_id, sync_name)],
             totals,
+            data_versions=versions,
         )
