@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, insert
 
 from sync_pipeline.settings import normalize_database_url
