@@ -1,5 +1,6 @@
-"""The `sync-pipeline` command: `dev` (Dagster and the API together), `serve` (the API), `deliveries`,
-`integration-credentials` (an integration's OAuth client credentials), `rotate-key` (re-encrypt stored secrets)."""
+"""The `sync-pipeline` command: `dev` (Dagster and the API together), `serve` (the API), `daemon`, `migrate`,
+`deliveries`, `integration-credentials` (an integration's OAuth client credentials), `rotate-key` (re-encrypt
+stored secrets)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def serve(host: str, port: int) -> None:
 
     os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    _prepare_storage()
 
     from sync_pipeline.api import app_from_env
 
@@ -45,6 +47,7 @@ def dev(api_port: int, ui_port: int) -> None:
     """Start everything on this machine: Dagster's UI and daemon (sensors, run queue) and the API."""
     env = prepare_environment()
     home = Path(env["DAGSTER_HOME"])
+    _prepare_storage()  # before the children: they would otherwise create a fresh home's tables at once
     click.echo(f"Dagster home: {home}")
     click.echo(f"Database:     {_redacted(env.get('SYNC_PIPELINE_DATABASE_URL') or database_url())}")
     click.echo(f"Dagster UI:   http://127.0.0.1:{ui_port}")
@@ -58,6 +61,31 @@ def dev(api_port: int, ui_port: int) -> None:
     api = [sys.executable, "-m", "sync_pipeline.cli", "serve", "--port", str(api_port)]
     children = [subprocess.Popen(command, env=env, start_new_session=True) for command in (dagster, api)]
     _supervise(children)
+
+
+@main.command()
+def migrate() -> None:
+    """Create or upgrade the sync_pipeline database and Dagster's storage (each process also does on start)."""
+    env = prepare_environment()
+    revision = _prepare_storage()
+    click.echo(f"sync_pipeline database {_redacted(env.get('SYNC_PIPELINE_DATABASE_URL') or database_url())}: "
+               f"schema at revision {revision}")
+    click.echo(f"Dagster storage in {env['DAGSTER_HOME']}: ready")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("daemon_args", nargs=-1, type=click.UNPROCESSED)
+def daemon(daemon_args: tuple[str, ...]) -> None:
+    """Run `dagster-daemon run [DAEMON_ARGS]` once the storage is ready (e.g. `daemon -w workspace.yaml`)."""
+    prepare_environment()
+    _prepare_storage()
+    os.execv(sys.executable, [sys.executable, "-m", "dagster._daemon", "run", *daemon_args])
+
+
+def _prepare_storage() -> str:
+    from sync_pipeline.orchestration.storage import prepare_storage
+
+    return prepare_storage(database_url(), dagster_home())
 
 
 @main.command()

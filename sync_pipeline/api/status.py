@@ -22,6 +22,14 @@ class ChangeCountsView(BaseModel):
     deleted: int
 
 
+class RetryView(BaseModel):
+    """Failed runs in a row, the last one's end, and when the scheduler runs the partition again."""
+
+    failures: int
+    lastFailedAt: str
+    nextRetryAt: str | None
+
+
 class SyncStatus(BaseModel):
     """One sync partition in `GET /sync/status`, in Nango's shape."""
 
@@ -38,6 +46,7 @@ class SyncStatus(BaseModel):
     latestExecutionStatus: str
     recordCount: dict[str, int]
     checkpoint: dict[str, Any] | None
+    retry: RetryView | None  # set when the last run failed: the scheduler retries it
 
 
 _FINISHED = {DagsterRunStatus.SUCCESS: "SUCCESS", DagsterRunStatus.FAILURE: "ERROR", DagsterRunStatus.CANCELED: "STOPPED"}
@@ -76,7 +85,16 @@ def partition_status(instance: DagsterInstance, sync: SyncDefinition, row: Parti
         "latestExecutionStatus": execution,
         "recordCount": {model: meta.total_records if meta else 0 for model, meta in latest.items()},
         "checkpoint": previous.checkpoint if previous is not None else None,
+        "retry": _retry(row),
     }
+
+
+def _retry(row: PartitionRow) -> dict[str, Any] | None:
+    """Failed runs in a row and when the scheduler tries again (also `nextScheduledSyncAt`); None when the
+    last run did not fail."""
+    if not row.failures:
+        return None
+    return {"failures": row.failures, "lastFailedAt": row.failed_at, "nextRetryAt": row.retry_at}
 
 
 def _latest_metadata(

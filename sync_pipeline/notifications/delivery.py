@@ -1,5 +1,5 @@
-"""Delivering change webhooks: signed POSTs, concurrent, retried with backoff (or later, when the
-receiver's Retry-After asks for longer), each recorded in the store's delivery log."""
+"""Delivering change webhooks: signed POSTs, concurrent across partitions and in order within one, retried
+with backoff (or later, when the receiver's Retry-After asks for longer), each recorded in the store's delivery log."""
 
 from __future__ import annotations
 
@@ -63,33 +63,61 @@ def deliver_due(
 ) -> dict[str, int]:
     """Attempt every due delivery concurrently (a dead receiver only holds one worker); counts per new status.
 
-    Deliveries not started within `budget_seconds` stay due for the next call. Only `trusted_url` (the
-    operator's SYNC_PIPELINE_WEBHOOK_URL) may reach a private address, unless they are allowed for all URLs.
+    Each round sends the first pending delivery of every partition; once one is delivered, the next of its
+    partition is due in the following round, so a backlog drains in order within the call. Deliveries not
+    started within `budget_seconds` stay due for the next call. Only `trusted_url` (the operator's
+    SYNC_PIPELINE_WEBHOOK_URL) may reach a private address, unless they are allowed for all URLs.
     """
     now = now or utcnow()
-    due = log_.due(now, limit)
     counts = {DELIVERED: 0, PENDING: 0, FAILED: 0}
-    if not due:
-        return counts
     deadline = time.monotonic() + budget_seconds
+    tried: set[str] = set()
+    options = {"timeout": TIMEOUT, "follow_redirects": False}
+    with guarded_client(allow_private=True, **options) as private_client, \
+            guarded_client(allow_private=False, **options) as public_client:
+        senders = _Senders(private_client, public_client, trusted_url, private_webhook_urls_allowed())
+        while time.monotonic() < deadline:
+            due = [delivery for delivery in log_.due(now, limit) if delivery.delivery_id not in tried]
+            if not due:
+                break
+            tried.update(delivery.delivery_id for delivery in due)
+            round_counts = _deliver_round(log_, senders, due, signing_key, now, deadline)
+            for status, n in round_counts.items():
+                counts[status] += n
+            if not round_counts[DELIVERED]:
+                break  # nothing new became due
+    return counts
+
+
+class _Senders:
+    """Which guarded client posts a delivery: the private-capable one only for a trusted URL."""
+
+    def __init__(self, private: httpx.Client, public: httpx.Client, trusted_url: str | None, allow_private: bool) -> None:
+        self.private, self.public, self.trusted_url, self.allow_private = private, public, trusted_url, allow_private
+
+    def post(self, delivery: Delivery, signing_key: str | None) -> Attempt:
+        trusted = self.allow_private or delivery.url == self.trusted_url
+        return post(self.private if trusted else self.public, delivery, signing_key, allow_private=trusted)
+
+
+def _deliver_round(
+    log_: DeliveryLog, senders: _Senders, due: list[Delivery], signing_key: str | None, now: datetime, deadline: float
+) -> dict[str, int]:
+    """One concurrent attempt of each of `due`; counts per new status."""
+    counts = {DELIVERED: 0, PENDING: 0, FAILED: 0}
 
     def attempt(delivery: Delivery) -> tuple[Delivery, Attempt] | None:
         if time.monotonic() > deadline:
             return None  # left due for the next call
-        trusted = delivery.url == trusted_url or allow_private
-        outcome = post(private_client if trusted else public_client, delivery, signing_key, allow_private=trusted)
+        outcome = senders.post(delivery, signing_key)
         if not outcome.delivered:
             log.warning(
                 "webhook delivery %s to %s failed: %s", delivery.delivery_id, _host(delivery.url), outcome.error
             )
         return delivery, outcome
 
-    allow_private = private_webhook_urls_allowed()
-    options = {"timeout": TIMEOUT, "follow_redirects": False}
-    with guarded_client(allow_private=True, **options) as private_client, \
-            guarded_client(allow_private=False, **options) as public_client:
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(due))) as pool:
-            outcomes = [outcome for outcome in pool.map(attempt, due) if outcome is not None]
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(due))) as pool:
+        outcomes = [outcome for outcome in pool.map(attempt, due) if outcome is not None]
     # Backoff counts from when the attempts ended, not from the tick's start (or a later `now` given by a test).
     for status in log_.record_attempts(outcomes, max(now, utcnow())):
         counts[status] += 1

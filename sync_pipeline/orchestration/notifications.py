@@ -25,6 +25,7 @@ from dagster._core.event_api import RunStatusChangeRecordsFilter
 from dagster._core.storage.event_log.base import EventLogRecord
 
 from sync_pipeline.keys import InvalidPartitionKey, parse_partition_key
+from sync_pipeline.orchestration.assets import partition_id
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
 from sync_pipeline.orchestration.state import last_run
@@ -117,7 +118,7 @@ class _Collector:
         self.syncs_by_job = {sync.qualified_name: sync for sync in registry.syncs()}
         self._rows: dict[str, dict[tuple[str, str], PartitionRow]] = {}
         self._overrides: dict[str, dict[str, str]] = {}
-        self._pending: list[tuple[str, str, str]] = []
+        self._pending: list[tuple[str, str, str, str, int]] = []
         self.enqueued = 0
 
     def collect(self, cursor: int, now: datetime) -> int:
@@ -200,7 +201,7 @@ class _Collector:
             updated=metadata.updated,
             deleted=metadata.deleted,
         )
-        self._enqueue(f"m-{record.storage_id}", subject, body)
+        self._enqueue(f"m-{record.storage_id}", subject, body, partition_id(sync, event.partition), record.storage_id)
 
     def _failure(self, record: EventLogRecord) -> None:
         run_id = record.event_log_entry.run_id
@@ -221,7 +222,9 @@ class _Collector:
             body = failure_body(
                 subject, sync_type=sync_type, description=description, started_at=started_at, failed_at=failed_at
             )
-            self._enqueue(_bounded_id(f"f-{run_id}-{model}"), subject, body)
+            self._enqueue(
+                _bounded_id(f"f-{run_id}-{model}"), subject, body, partition_id(sync, partition), record.storage_id
+            )
 
     def _failed_run_type(self, sync: SyncDefinition, partition: str | None, mode: str | None) -> str:
         """INITIAL when the run was a reset or the partition had no successful run (in its current life) before it."""
@@ -268,10 +271,11 @@ class _Collector:
             self._overrides[subject.integration] = self.store.connections.webhook_url_overrides(subject.integration)
         return self._overrides[subject.integration].get(subject.connection_id) or self.settings.url
 
-    def _enqueue(self, delivery_id: str, subject: SyncSubject, body: str) -> None:
+    def _enqueue(self, delivery_id: str, subject: SyncSubject, body: str, partition: str, event_seq: int) -> None:
+        """Log a delivery; those of one partition go out in the order of their events' storage ids."""
         url = self._url(subject)
         if url:
-            self._pending.append((delivery_id, url, body))
+            self._pending.append((delivery_id, url, body, partition, event_seq))
 
 
 def _iso(timestamp: float) -> str:

@@ -1,4 +1,5 @@
-"""The scheduling sensor: one sensor for every sync, requesting runs for partitions that are due or triggered."""
+"""The scheduling sensor: one sensor for every sync, requesting runs for partitions that are due, triggered,
+or waiting to retry a failed run (see retries.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from sync_pipeline.keys import InvalidPartitionKey, parse_partition_key
 from sync_pipeline.orchestration.assets import partition_id, run_tags
 from sync_pipeline.orchestration.resources import SyncPipelineResource
+from sync_pipeline.orchestration.retries import learn_run_outcomes
 from sync_pipeline.sdk.declaration import Registry, SyncDefinition
 from sync_pipeline.store import PartitionRow, Store, from_iso, utcnow
 from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, IN_FLIGHT, MODE_INCREMENTAL
@@ -37,6 +39,8 @@ class Tick:
     added_rows: int
     removed_rows: int
     in_flight_skipped: int
+    cursor: int = 0  # the last run status event read
+    retries_scheduled: int = 0
 
 
 def build_scheduling_sensor(registry: Registry, jobs: Sequence[UnresolvedAssetJobDefinition]):
@@ -50,21 +54,26 @@ def build_scheduling_sensor(registry: Registry, jobs: Sequence[UnresolvedAssetJo
         description="Requests a run for each sync partition that is due, never ran (auto_start) or was triggered.",
     )
     def sync_pipeline_scheduler(context: SensorEvaluationContext, sync_pipeline: SyncPipelineResource) -> SensorResult:
-        tick = evaluate_schedule(context.instance, sync_pipeline.store(), registry, utcnow())
-        if tick.added_rows or tick.removed_rows or tick.in_flight_skipped:
+        cursor = int(context.cursor) if context.cursor else 0
+        tick = evaluate_schedule(context.instance, sync_pipeline.store(), registry, utcnow(), cursor=cursor)
+        if tick.added_rows or tick.removed_rows or tick.in_flight_skipped or tick.retries_scheduled:
             context.log.info(
                 f"partitions: {tick.added_rows} added, {tick.removed_rows} removed; "
-                f"{tick.in_flight_skipped} due but still running"
+                f"{tick.in_flight_skipped} due but still running; {tick.retries_scheduled} failed runs to retry"
             )
-        return SensorResult(run_requests=tick.requests)
+        return SensorResult(run_requests=tick.requests, cursor=str(tick.cursor))
 
     return sync_pipeline_scheduler
 
 
-def evaluate_schedule(instance: DagsterInstance, store: Store, registry: Registry, now: datetime) -> Tick:
-    """Reconcile partitions, then request (and mark requested) every due partition without a run in flight."""
+def evaluate_schedule(
+    instance: DagsterInstance, store: Store, registry: Registry, now: datetime, *, cursor: int = 0
+) -> Tick:
+    """Reconcile partitions, schedule retries of runs that failed after `cursor`, then request (and mark
+    requested) every due partition without a run in flight."""
     syncs = {(sync.integration.name, sync.name): sync for sync in registry.syncs()}
     existing, added, removed = reconcile_partitions(instance, store, list(syncs.values()), now)
+    cursor, retries = learn_run_outcomes(instance, store, {s.qualified_name: s for s in syncs.values()}, cursor)
     busy = runs_in_flight(instance, {sync.qualified_name for sync in syncs.values()})
     requests, skipped = [], 0
     for row in store.partitions.due(now):
@@ -78,11 +87,12 @@ def evaluate_schedule(instance: DagsterInstance, store: Store, registry: Registr
         frequency = row.frequency_seconds or sync.frequency_seconds
         next_due = now + timedelta(seconds=frequency)
         store.partitions.mark_requested(row, next_due)
-    return Tick(requests, added, removed, skipped)
+    return Tick(requests, added, removed, skipped, cursor, retries)
 
 
 def run_request(sync: SyncDefinition, row: PartitionRow) -> RunRequest:
-    mode = row.trigger_mode or MODE_INCREMENTAL
+    """A trigger's mode, else a pending retry's (the failed run's), else incremental."""
+    mode = row.trigger_mode or row.retry_mode or MODE_INCREMENTAL
     # Unique per request: the daemon drops a run_key it has seen, so a later due time or trigger needs a new one.
     moment = row.triggered_at if row.trigger_mode else row.next_due_at
     return RunRequest(

@@ -24,20 +24,51 @@ Checkpoint = dict[str, str | int | float | bool]
 CHECKPOINT_MAX_KEYS = 16
 CHECKPOINT_MAX_STRING = 4000
 RECORD_ID_MAX = 255
+REASONS_KEPT = 5  # rejections logged one by one and quoted in the summary; the rest are only counted
 # The keys `paginate(..., checkpoint=True)` keeps in the checkpoint: which URL, and where its next page starts.
 PAGINATE_URL, PAGINATE_NEXT = "paginate_url", "paginate_next"
 
 
 @dataclass
 class RunLedger:
-    """What one run did, per model: change counts and records rejected by validation."""
+    """What one run did, per model: change counts, records offered, records rejected and why (the first few)."""
 
     counts: dict[str, ChangeCounts] = field(default_factory=dict)
     invalid: dict[str, int] = field(default_factory=dict)
+    offered: dict[str, int] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
 
     def add(self, model: str, counts: ChangeCounts) -> None:
         self.counts.setdefault(model, ChangeCounts())
         self.counts[model] += counts
+
+    def reject(self, model: str, reason: str) -> bool:
+        """Count a rejected record; True when its reason is among the first few, kept for the summary."""
+        self.invalid[model] = self.invalid.get(model, 0) + 1
+        if len(self.reasons) < REASONS_KEPT:
+            self.reasons.append(reason)
+            return True
+        return False
+
+    def invalid_summary(self) -> str | None:
+        """One line for every rejection of the run: counts per model and the first reasons; None when none."""
+        if not self.invalid:
+            return None
+        counts = ", ".join(f"{n} of {self.offered.get(model, n)} {model}" for model, n in self.invalid.items())
+        return f"invalid records not saved: {counts}; first reasons: " + " | ".join(self.reasons)
+
+    def check_invalid_share(self, max_share: float) -> None:
+        """Fail the run when more than `max_share` of some model's records were invalid."""
+        over = [
+            f"{n} of {self.offered[model]} {model} records ({n / self.offered[model]:.0%})"
+            for model, n in self.invalid.items()
+            if self.offered.get(model) and n / self.offered[model] > max_share
+        ]
+        if over:
+            raise SyncError(
+                f"{', '.join(over)} failed validation, more than the sync's limit of {max_share:.0%} "
+                f"(max_invalid_share); first reasons: " + " | ".join(self.reasons)
+            )
 
 
 class RecordWriter:
@@ -57,6 +88,7 @@ class RecordWriter:
         generation: str | None,
         log: logging.Logger | Any,
         ledger: RunLedger | None = None,
+        tally: str | None = None,
     ) -> None:
         self.sync = sync
         self.connection_id = connection_id
@@ -65,6 +97,7 @@ class RecordWriter:
         self._cache = cache
         self._generation = generation
         self._log = log
+        self._tally = tally  # the run generation whose counts every write adds to (see RecordsCache.begin_tally)
 
     def stream(self, model: str | type[BaseModel]) -> StreamKey:
         name = model if isinstance(model, str) else model.__name__
@@ -76,7 +109,9 @@ class RecordWriter:
         key = self.stream(model_cls)
         self.ledger.add(key.model, ChangeCounts())
         if prepared:
-            self.ledger.add(key.model, self._cache.save(key, prepared, utcnow(), generation=self._generation))
+            self.ledger.add(
+                key.model, self._cache.save(key, prepared, utcnow(), generation=self._generation, tally=self._tally)
+            )
 
     def update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         model_cls = self.sync.model(model)
@@ -84,19 +119,22 @@ class RecordWriter:
         if missing:
             raise SyncError(f"batch_update of {model_cls.__name__}: records at positions {missing[:5]} have no 'id'")
         key = self.stream(model_cls)
-        counts = self._cache.merge(key, [dict(p) for p in partials], lambda rows: self._prepare(model_cls, rows), utcnow())
+        counts = self._cache.merge(
+            key, [dict(p) for p in partials], lambda rows: self._prepare(model_cls, rows), utcnow(), tally=self._tally
+        )
         self.ledger.add(key.model, counts)
 
     def delete(self, ids_or_records: Iterable[str | int | Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         model_cls = self.sync.model(model)
         ids = [str(item["id"]) if isinstance(item, Mapping) else str(item) for item in ids_or_records]
         key = self.stream(model_cls)
-        self.ledger.add(key.model, ChangeCounts(deleted=self._cache.delete(key, ids, utcnow())))
+        self.ledger.add(key.model, ChangeCounts(deleted=self._cache.delete(key, ids, utcnow(), tally=self._tally)))
 
     def _prepare(
         self, model_cls: type[BaseModel], records: Sequence[Mapping[str, Any] | BaseModel]
     ) -> list[PreparedRecord]:
         """Validate, drop duplicate ids, serialise and hash: the per-record work of every save."""
+        self.ledger.offered[model_cls.__name__] = self.ledger.offered.get(model_cls.__name__, 0) + len(records)
         prepared: dict[str, PreparedRecord] = {}
         duplicates: list[str] = []
         to_json = model_cls.__pydantic_serializer__.to_json
@@ -132,10 +170,11 @@ class RecordWriter:
         return valid
 
     def _reject(self, model_cls: type[BaseModel], record: Any, reason: str) -> None:
+        """Count an invalid record; only the first few are logged (a run of bad records is summarised once)."""
         model = model_cls.__name__
-        self.ledger.invalid[model] = self.ledger.invalid.get(model, 0) + 1
         record_id = record.get("id") if isinstance(record, Mapping) else getattr(record, "id", None)
-        self._log.warning(f"invalid {model} record id={record_id!r} not saved: {reason}")
+        if self.ledger.reject(model, f"{model} record id={record_id!r}: {reason}"):
+            self._log.warning(f"invalid {model} record id={record_id!r} not saved: {reason}")
 
 
 class SyncContext:
@@ -155,13 +194,16 @@ class SyncContext:
         log: logging.Logger | Any = None,
         transport: httpx.BaseTransport | None = None,
         tokens: TokenSource | None = None,
+        tally: str | None = None,
     ) -> None:
         self.sync = sync
         self.connection = connection
         self.variant = variant
         self.last_sync_date = last_sync_date
         self.log = log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}")
-        self._writer = RecordWriter(sync, connection.connection_id, variant, cache, generation=generation, log=self.log)
+        self._writer = RecordWriter(
+            sync, connection.connection_id, variant, cache, generation=generation, log=self.log, tally=tally
+        )
         self._checkpoint = checkpoint
         self._on_checkpoint = on_checkpoint
         self._transport = transport

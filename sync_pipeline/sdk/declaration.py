@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.frequency import parse_frequency
+from sync_pipeline.sdk.http import DEFAULT_REQUEST_DEADLINE
 from sync_pipeline.vocabulary import SYNC_TYPES, SyncType
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 MODEL_PATTERN = re.compile(r"^[A-Z][a-zA-Z0-9_-]+$")
+DEFAULT_MAX_INVALID_SHARE = 0.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,6 +42,7 @@ class SyncDefinition:
     auto_start: bool
     description: str
     webhook_subscriptions: tuple[str, ...] = ()
+    max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE
 
     @property
     def frequency_seconds(self) -> int:
@@ -72,6 +75,7 @@ class Integration:
     `connection_config.base_url` always wins. `error_envelope` turns a 200 response that carries an
     error (Slack's `{"ok": false}`) into that error's message. `refresh` declares how the connections'
     tokens are renewed (`OAuthRefresh(...)`, `GithubAppRefresh()`), with the integration's client credentials.
+    `request_deadline` bounds each attempt of a request, body included, in seconds (default 300).
     """
 
     def __init__(
@@ -84,9 +88,12 @@ class Integration:
         error_envelope: Callable[[httpx.Response], str | None] | None = None,
         refresh: "TokenRefresh | None" = None,
         description: str = "",
+        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
     ) -> None:
         if not NAME_PATTERN.match(name):
             raise SyncError(f"integration name {name!r} must match {NAME_PATTERN.pattern}")
+        if not request_deadline > 0:
+            raise SyncError(f"request_deadline must be a positive number of seconds, not {request_deadline!r}")
         self.name = name
         self.base_url = base_url
         self.headers = dict(headers or {})
@@ -94,6 +101,7 @@ class Integration:
         self.error_envelope = error_envelope
         self.refresh = refresh
         self.description = description
+        self.request_deadline = float(request_deadline)
         self.syncs: dict[str, SyncDefinition] = {}
         self.webhook_handler: WebhookHandler | None = None
 
@@ -118,12 +126,16 @@ class Integration:
         auto_start: bool = True,
         description: str | None = None,
         webhook_subscriptions: Iterable[str] = (),
+        max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE,
     ) -> Callable[[Callable[["SyncContext"], None]], SyncDefinition]:
         """Declare a sync: the decorated function receives a `SyncContext` and saves batches of records.
 
         `webhook_subscriptions` names the provider's webhook events the integration's handler applies to it.
+        A run fails when more than `max_invalid_share` (0 to 1) of one model's records fail validation.
         """
         models = tuple(models)
+        if not 0 <= max_invalid_share <= 1:
+            raise SyncError(f"max_invalid_share is a share between 0 and 1, not {max_invalid_share!r}")
         if sync_type not in SYNC_TYPES:
             raise SyncError(f"sync_type must be 'full' or 'incremental', not {sync_type!r}")
         if track_deletes and sync_type != "full":
@@ -162,6 +174,7 @@ class Integration:
                 auto_start=auto_start,
                 description=description or (fn.__doc__ or "").strip(),
                 webhook_subscriptions=tuple(webhook_subscriptions),
+                max_invalid_share=float(max_invalid_share),
             )
             self.syncs[sync_name] = definition
             return definition

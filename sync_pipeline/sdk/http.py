@@ -1,4 +1,5 @@
-"""The provider HTTP client of a sync: base URL and auth from the connection, retries on 429 and 5xx."""
+"""The provider HTTP client of a sync: base URL and auth from the connection, retries on 429 and 5xx,
+a deadline on each attempt, and bodies read inside the retry loop."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from sync_pipeline.store import Connection
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Transport failures worth another attempt: unreachable, reset, cut mid-body, timed out.
+TRANSIENT_ERRORS = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError, httpx.TimeoutException)
+DEFAULT_REQUEST_DEADLINE = 300.0
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,12 @@ class RetryPolicy:
 
 
 class RetryTransport(httpx.BaseTransport):
-    """Retries rate-limited, failing and unreachable requests; the last response is returned as is."""
+    """Retries rate-limited, failing and unreachable requests; the last response is returned as is.
+
+    Each attempt, body included, must finish within `deadline` seconds: a read timeout restarts on every
+    byte, so a provider trickling its body would otherwise hold a run for ever. The body is read here,
+    inside the loop, so a connection cut mid-body is retried like any other transient error.
+    """
 
     def __init__(
         self,
@@ -44,34 +53,62 @@ class RetryTransport(httpx.BaseTransport):
         policy: RetryPolicy,
         sleep: Callable[[float], None] = time.sleep,
         on_retry: Callable[[str], None] | None = None,
+        deadline: float = DEFAULT_REQUEST_DEADLINE,
     ) -> None:
         self._inner = inner
         self._policy = policy
         self._sleep = sleep
         self._on_retry = on_retry or (lambda _message: None)
+        self._deadline = deadline
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         for attempt in range(1, self._policy.attempts + 1):
             last = attempt == self._policy.attempts
             try:
-                response = self._inner.handle_request(request)
-            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError, httpx.TimeoutException):
+                response = self._attempt(request)
+            except TRANSIENT_ERRORS as error:
                 if last:
                     raise
-                self._wait(self._backoff(attempt), f"{request.method} {request.url.path} failed to connect")
+                self._wait(self._backoff(attempt), f"{request.method} {request.url.path} failed ({type(error).__name__})")
                 continue
             if last or not _should_retry(response):
                 return response
             wait = server_wait(response)
             if wait is not None and wait > self._policy.max_wait:
                 return response
-            response.read()
-            response.close()
             self._wait(
                 wait if wait is not None else self._backoff(attempt),
                 f"{request.method} {request.url.path} answered {response.status_code}",
             )
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(self, request: httpx.Request) -> httpx.Response:
+        """One attempt, its whole body read before `deadline`; raises a TimeoutException past it."""
+        started = time.monotonic()
+        # No single read may wait beyond the deadline; between reads the clock is checked below.
+        timeouts = dict(request.extensions.get("timeout") or {})
+        timeouts["read"] = min(timeouts.get("read") or self._deadline, self._deadline)
+        request.extensions = {**request.extensions, "timeout": timeouts}
+        response = self._inner.handle_request(request)
+        chunks = []
+        try:
+            for chunk in response.stream:  # raw bytes: the client decodes them as usual
+                chunks.append(chunk)
+                if time.monotonic() - started > self._deadline:
+                    raise httpx.ReadTimeout(
+                        f"{request.method} {request.url.path}: the response took longer than the "
+                        f"{self._deadline:g} s deadline",
+                        request=request,
+                    )
+        finally:
+            response.close()
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            content=b"".join(chunks),
+            request=request,
+            extensions=response.extensions,
+        )
 
     def close(self) -> None:
         self._inner.close()
@@ -126,7 +163,12 @@ def build_client(
     current token and an expired one is refreshed once (see `sdk.oauth.AuthTransport`).
     """
     headers = {"User-Agent": "sync-pipeline", **integration.headers}
-    sender: httpx.BaseTransport = RetryTransport(transport or httpx.HTTPTransport(), policy or RetryPolicy(), on_retry=on_retry)
+    sender: httpx.BaseTransport = RetryTransport(
+        transport or httpx.HTTPTransport(),
+        policy or RetryPolicy(),
+        on_retry=on_retry,
+        deadline=integration.request_deadline,
+    )
     auth = None
     if tokens is not None and integration.refresh is not None and integration.refresh.can_refresh(connection):
         from sync_pipeline.sdk.oauth import AuthTransport

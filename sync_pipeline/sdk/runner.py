@@ -90,7 +90,8 @@ def run_sync(
     if mode.clear_cache:
         for key in streams.values():
             cache.clear(key)
-    low_watermarks = {model: cache.last_seq(key) for model, key in streams.items()}
+    # Counted in the database per generation: a resumed run's webhook covers its earlier attempts too.
+    low_watermarks = {model: cache.begin_tally(key, generation) for model, key in streams.items()}
 
     with SyncContext(
         sync=sync,
@@ -104,11 +105,20 @@ def run_sync(
         log=log,
         transport=transport,
         tokens=tokens,
+        tally=generation,
     ) as ctx:
-        sync.fn(ctx)
+        try:
+            sync.fn(ctx)
+        finally:
+            summary = ctx.ledger.invalid_summary()
+            if summary:
+                ctx.log.warning(summary)
+    # Before deleting unseen records: a run that mostly failed validation has not seen what it should have.
+    ctx.ledger.check_invalid_share(sync.max_invalid_share)
     if sync.track_deletes:
         for model, key in streams.items():
-            ctx.ledger.add(model, ChangeCounts(deleted=cache.delete_unseen(key, generation, started_at, utcnow())))
+            deleted = cache.delete_unseen(key, generation, started_at, utcnow(), tally=True)
+            ctx.ledger.add(model, ChangeCounts(deleted=deleted))
 
     return RunOutcome(
         kind=INITIAL if state.last_sync_date is None else (FULL if sync.sync_type == "full" else INCREMENTAL),
@@ -116,7 +126,7 @@ def run_sync(
         generation=generation,
         checkpoint_from=checkpoint_from,
         checkpoint_to=ctx.get_checkpoint(),
-        counts={model: ctx.ledger.counts.get(model, ChangeCounts()) for model in streams},
+        counts={model: cache.tally(key, generation) for model, key in streams.items()},
         invalid=dict(ctx.ledger.invalid),
         low_watermarks=low_watermarks,
         totals={model: cache.count_live(key) for model, key in streams.items()},

@@ -24,6 +24,11 @@ from sync_pipeline.store._connections import (
 from sync_pipeline.store._cursor import ForeignCursor, MalformedCursor, cursor_encoder, decode_cursor, encode_cursor
 from sync_pipeline.store._database import create_database_engine, from_iso, to_iso, utcnow
 from sync_pipeline.store._integrations import IntegrationCredentials, IntegrationCredentialsStore
+from sync_pipeline.store._migrate import VERSION_TABLE as SCHEMA_VERSION_TABLE
+from sync_pipeline.store._migrate import SchemaTooNew
+from sync_pipeline.store._migrate import current_revision as schema_revision
+from sync_pipeline.store._migrate import file_lock, head_revision
+from sync_pipeline.store._migrate import migrate as migrate_schema
 from sync_pipeline.store._deliveries import (
     DELIVERED,
     FAILED,
@@ -138,6 +143,7 @@ __all__ = [
     "PARTITION_CAPPED",
     "PARTITION_EXISTS",
     "PENDING",
+    "SCHEMA_VERSION_TABLE",
     "SYNC",
     "UPDATED",
     "Attempt",
@@ -160,15 +166,21 @@ __all__ = [
     "PreparedRecord",
     "RecordsCache",
     "RunProgress",
+    "SchemaTooNew",
     "Store",
     "StoredRecord",
     "StreamKey",
+    "checked_store",
+    "create_database_engine",
     "cursor_encoder",
     "decode_cursor",
     "encode_cursor",
+    "file_lock",
     "from_iso",
+    "head_revision",
+    "migrate_schema",
     "schema",
-    "checked_store",
+    "schema_revision",
     "store_for",
     "to_iso",
     "utcnow",

@@ -1,11 +1,12 @@
-"""The delivery log (`sp_webhook_deliveries`): each change webhook to the app, until delivered or given up."""
+"""The delivery log (`sp_webhook_deliveries`): each change webhook to the app, until delivered or given up;
+those of one sync partition in the order of their events."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy import Engine, bindparam, delete, exists, select, update
 
 from sync_pipeline.store._database import dialect_insert, to_iso, utcnow
 from sync_pipeline.store._schema import deliveries
@@ -31,6 +32,8 @@ class Delivery:
     created_at: str
     updated_at: str
     body: str
+    partition_id: str | None = None  # deliveries of one sync partition go out in event_seq order
+    event_seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,15 +54,17 @@ class DeliveryLog:
         """Add a pending delivery, due at once; False (and nothing changed) when the id is already logged."""
         return self.enqueue_many([(delivery_id, url, body)], now) == 1
 
-    def enqueue_many(self, items: list[tuple[str, str, str]], now: datetime | None = None) -> int:
-        """`enqueue` for many (delivery_id, url, body) in one statement; returns how many were new."""
+    def enqueue_many(self, items: list[tuple], now: datetime | None = None) -> int:
+        """`enqueue` for many (delivery_id, url, body[, partition_id, event_seq]) in one statement; returns
+        how many were new. Deliveries with a partition id go out in event_seq order within it."""
         if not items:
             return 0
         stamp = to_iso(now or utcnow())
         rows = [
             {"delivery_id": delivery_id, "url": url, "body": body, "status": PENDING, "attempts": 0,
-             "next_attempt_at": stamp, "created_at": stamp, "updated_at": stamp}
-            for delivery_id, url, body in items
+             "next_attempt_at": stamp, "created_at": stamp, "updated_at": stamp,
+             "partition_id": order[0] if order else None, "event_seq": order[1] if order else None}
+            for delivery_id, url, body, *order in items
         ]  # fmt: skip
         added = 0
         with self.engine.begin() as conn:
@@ -69,10 +74,17 @@ class DeliveryLog:
         return added
 
     def due(self, now: datetime, limit: int = 1000) -> list[Delivery]:
-        """Pending deliveries whose next attempt has come, the oldest first."""
+        """Pending deliveries whose next attempt has come and that wait for no earlier pending one of their
+        partition, the oldest first."""
+        earlier = deliveries.alias("earlier")
+        waits = exists().where(  # found through the (status, partition_id, event_seq) index
+            earlier.c.status == PENDING,
+            earlier.c.partition_id == deliveries.c.partition_id,
+            earlier.c.event_seq < deliveries.c.event_seq,
+        )
         statement = (
             select(deliveries)
-            .where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= to_iso(now))
+            .where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= to_iso(now), ~waits)
             .order_by(deliveries.c.next_attempt_at, deliveries.c.delivery_id)
             .limit(limit)
         )

@@ -1,8 +1,10 @@
-"""Schedule state of each sync partition (connection x variant): creation time, pause, frequency, triggers."""
+"""Schedule state of each sync partition (connection x variant): creation time, pause, frequency, triggers,
+and the retries of a partition whose runs failed."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +32,10 @@ class PartitionRow:
     next_due_at: str | None
     trigger_mode: str | None
     triggered_at: str | None
+    failures: int = 0  # consecutive failed runs
+    failed_at: str | None = None
+    retry_at: str | None = None
+    retry_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -229,19 +235,57 @@ class PartitionStore:
             return [PartitionRow(**row._mapping) for row in conn.execute(statement)]
 
     def mark_requested(self, row: PartitionRow, next_due_at: datetime) -> None:
-        """A run was requested for `row` as read: schedule the next run and clear the trigger it answered.
+        """A run was requested for `row` as read: schedule the next run and clear the trigger and the
+        pending retry it answered (if it fails too, another retry is scheduled).
 
         A trigger that arrived after `row` was read has a newer `triggered_at` and stays pending.
         """
         identity = _identity(row.integration, row.sync_name, row.partition_key)
         with self.engine.begin() as conn:
-            conn.execute(update(partitions).where(identity).values(next_due_at=to_iso(next_due_at)))
+            conn.execute(
+                update(partitions).where(identity).values(next_due_at=to_iso(next_due_at), retry_at=None, retry_mode=None)
+            )
             if row.triggered_at is not None:
                 conn.execute(
                     update(partitions)
                     .where(identity, partitions.c.triggered_at == row.triggered_at)
                     .values(trigger_mode=None, triggered_at=None)
                 )
+
+    def record_failure(
+        self, integration: str, sync_name: str, key: str, failed_at: datetime, mode: str, backoff: Sequence[timedelta]
+    ) -> PartitionRow | None:
+        """A run of the partition failed: count it and schedule a retry after the next step of `backoff`
+        (the last step repeats), or at the regular due time when that comes sooner.
+
+        A failure already counted (not after `failed_at`) or from before the partition's (re)creation
+        changes nothing and returns None.
+        """
+        stamp = to_iso(failed_at)
+        with self.engine.begin() as conn:
+            row = conn.execute(select(partitions).where(_identity(integration, sync_name, key))).first()
+            if row is None or stamp < row.created_at or (row.failed_at is not None and stamp <= row.failed_at):
+                return None
+            failures = row.failures + 1
+            retry_at = to_iso(failed_at + backoff[min(failures, len(backoff)) - 1])
+            values = {"failures": failures, "failed_at": stamp, "retry_at": retry_at, "retry_mode": mode}
+            if row.next_due_at is None or row.next_due_at > retry_at:
+                values["next_due_at"] = retry_at
+            conn.execute(update(partitions).where(_identity(integration, sync_name, key)).values(**values))
+            return PartitionRow(**{**row._mapping, **values})
+
+    def record_success(self, integration: str, sync_name: str, key: str, succeeded_at: datetime) -> None:
+        """A run of the partition succeeded after its last failure: no retry is pending any more."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(partitions)
+                .where(
+                    _identity(integration, sync_name, key),
+                    partitions.c.failures > 0,
+                    partitions.c.failed_at <= to_iso(succeeded_at),
+                )
+                .values(failures=0, retry_at=None, retry_mode=None)
+            )
 
 
 # A pending trigger is replaced only by one that forgets at least as much.

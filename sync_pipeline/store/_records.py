@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
 
 from sync_pipeline.store import _bulk as bulk
+from sync_pipeline.store import _tallies as tallies
 from sync_pipeline.store._database import to_iso
-from sync_pipeline.store._schema import records, seen_batches, streams
+from sync_pipeline.store._schema import records, run_tallies, seen_batches, streams
 from sync_pipeline.vocabulary import BASE_VARIANT
 
 if TYPE_CHECKING:
@@ -133,11 +134,13 @@ class RecordsCache:
         now: datetime,
         *,
         generation: str | None = None,
+        tally: str | None = None,
     ) -> ChangeCounts:
         """Insert new records, replace changed ones, leave identical ones alone.
 
         With a `generation` (a full refresh tracking deletes), identical records are marked seen by it;
-        written ones need no mark: their `last_modified_at` is within the run.
+        written ones need no mark: their `last_modified_at` is within the run. With `tally` (a run's
+        generation, see `begin_tally`) the changes are added to its counts in the same transaction.
         """
         sid = self.stream_id(key)
         stamp = to_iso(now)
@@ -155,6 +158,8 @@ class RecordsCache:
                 bulk.release_stream(conn, sid, seq + len(rows), live_delta=added)
             if generation is not None:
                 bulk.mark_seen(conn, sid, generation, [record.id for record in batch if record.id not in changes])
+            if tally is not None:
+                tallies.add(conn, sid, tally, added=added, updated=len(changes) - added)
         self._statistics.wrote(len(rows))
         return ChangeCounts(added=added, updated=len(changes) - added)
 
@@ -164,6 +169,8 @@ class RecordsCache:
         partials: Sequence[dict[str, Any]],
         prepare: "PrepareFn",
         now: datetime,
+        *,
+        tally: str | None = None,
     ) -> ChangeCounts:
         """Merge partial records into the stored ones; ids not stored (or deleted) are skipped."""
         sid = self.stream_id(key)
@@ -180,9 +187,9 @@ class RecordsCache:
             ).all()
         current = {record_id: json.loads(payload) for record_id, payload in rows}
         merged = [{**current[str(p["id"])], **p} for p in partials if str(p["id"]) in current]
-        return self.save(key, prepare(merged), now) if merged else ChangeCounts()
+        return self.save(key, prepare(merged), now, tally=tally) if merged else ChangeCounts()
 
-    def delete(self, key: StreamKey, ids: Iterable[str], now: datetime) -> int:
+    def delete(self, key: StreamKey, ids: Iterable[str], now: datetime, *, tally: str | None = None) -> int:
         """Soft-delete the given ids that are stored and not yet deleted; returns how many were."""
         sid = self.stream_id(key)
         stamp = to_iso(now)
@@ -198,10 +205,12 @@ class RecordsCache:
                 .order_by(records.c.record_id)
             ).scalars().all()
             seq = _mark_deleted(conn, sid, live, seq, stamp)
+            if tally is not None:
+                tallies.add(conn, sid, tally, deleted=len(live))
         return len(live)
 
     def delete_unseen(
-        self, key: StreamKey, generation: str, started_at: datetime, now: datetime, chunk: int = 1000
+        self, key: StreamKey, generation: str, started_at: datetime, now: datetime, chunk: int = 1000, *, tally: bool = False
     ) -> int:
         """Soft-delete live records the run `generation` (started at `started_at`) neither wrote nor saw.
 
@@ -218,6 +227,8 @@ class RecordsCache:
                         seq = bulk.lock_stream(conn, sid)
                         ids = bulk.unseen(conn, sid, after, started, chunk)
                         _mark_deleted(conn, sid, ids, seq, stamp)
+                        if tally:
+                            tallies.add(conn, sid, generation, deleted=len(ids))
                     deleted += len(ids)
                     if len(ids) < chunk:
                         break
@@ -225,6 +236,20 @@ class RecordsCache:
             with conn.begin():
                 bulk.forget_seen(conn, sid, keep_generation=generation)
         return deleted
+
+    def begin_tally(self, key: StreamKey, generation: str) -> int:
+        """Count the changes of run `generation` (kept if already counting it: a resumed attempt); returns
+        the stream's last sequence number when the generation's first attempt began."""
+        sid = self.stream_id(key)
+        with self.engine.begin() as conn:
+            return tallies.begin(conn, sid, generation, bulk.lock_stream(conn, sid))
+
+    def tally(self, key: StreamKey, generation: str) -> ChangeCounts:
+        """The changes of every attempt of run `generation` so far."""
+        sid = self.stream_id(key)
+        with self.engine.connect() as conn:
+            counted = tallies.read(conn, sid, generation)
+        return ChangeCounts(*counted) if counted else ChangeCounts()
 
     def clear(self, key: StreamKey) -> None:
         """Forget every record of a stream (and its sequence): used when a partition is emptied or deleted."""
@@ -248,6 +273,7 @@ class RecordsCache:
             if ids:
                 removed = conn.execute(delete(records).where(records.c.stream_id.in_(ids))).rowcount
                 conn.execute(delete(seen_batches).where(seen_batches.c.stream_id.in_(ids)))
+                conn.execute(delete(run_tallies).where(run_tallies.c.stream_id.in_(ids)))
                 conn.execute(delete(streams).where(streams.c.id.in_(ids)))
         self._stream_ids = {k: v for k, v in self._stream_ids.items() if v not in ids}
         return removed

@@ -1,5 +1,8 @@
 """Tables of the sync_pipeline database (SQLAlchemy Core, portable between SQLite and PostgreSQL).
 
+This is the schema the code reads and writes; `store/migrations` creates and upgrades databases to it
+(a change here needs a migration there: a test compares the two).
+
 Timestamps are stored as fixed-width ISO-8601 UTC text (`2026-11-24T12:00:00.000000Z`): they sort and
 compare correctly as text on both databases and cost no conversion on the bulk write path.
 """
@@ -42,8 +45,7 @@ connections = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
     Column("last_fetched_at", Timestamp),
-    # Columns added after the first release are nullable or have a server default: `_database.py` adds
-    # them to an existing table.
+    # Added by migration 0006 (nullable or with a server default, so existing rows need nothing).
     Column("tags", JSON),  # {key: value}, keys lowercased as Nango does; JSON so filters run in SQL
     Column("end_user", JSON),  # {id, email, display_name, tags, organization}
     # Grows with every change of the credentials: a token refresh saves only over the version it read.
@@ -93,6 +95,10 @@ partitions = Table(
     Column("next_due_at", Timestamp),  # NULL: never scheduled (runs at once when auto_start)
     Column("trigger_mode", String(40)),  # a pending manual trigger
     Column("triggered_at", Timestamp),
+    Column("failures", Integer, nullable=False, default=0, server_default="0"),  # consecutive failed runs
+    Column("failed_at", Timestamp),  # when the last of them failed
+    Column("retry_at", Timestamp),  # when the scheduler retries it (next_due_at is brought forward to it)
+    Column("retry_mode", String(40)),  # the failed run's mode, which the retry repeats
     Index("ix_sp_partitions_due", "paused", "next_due_at"),
 )
 
@@ -156,7 +162,21 @@ seen_batches = Table(
     Index("ix_sp_seen_batches_run", "stream_id", "generation"),
 )
 
-# Webhooks to the app: one row per delivery, retried until delivered or given up.
+# Change counts of a stream's current run generation: a resumed run adds to its first attempt's, so the
+# run's webhook counts every attempt. Written in each batch's own transaction; replaced by a new generation.
+run_tallies = Table(
+    "sp_run_tallies",
+    metadata,
+    Column("stream_id", Integer, primary_key=True, autoincrement=False),
+    Column("generation", String(64), nullable=False),
+    Column("low_watermark", BigInteger, nullable=False),  # the stream's last_seq when the first attempt began
+    Column("added", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("updated", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("deleted", BigInteger, nullable=False, default=0, server_default="0"),
+)
+
+# Webhooks to the app: one row per delivery, retried until delivered or given up. Deliveries of one sync
+# partition go out in `event_seq` order (the Dagster event's storage id): one waits while an earlier is pending.
 deliveries = Table(
     "sp_webhook_deliveries",
     metadata,
@@ -169,5 +189,8 @@ deliveries = Table(
     Column("last_error", Text),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+    Column("partition_id", String(700)),  # NULL for deliveries logged before ordering: sent in any order
+    Column("event_seq", BigInteger),
     Index("ix_sp_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_sp_deliveries_order", "status", "partition_id", "event_seq"),
 )

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from sync_pipeline.orchestration.scheduling import evaluate_schedule
 from sync_pipeline.store import StreamKey, from_iso, to_iso, utcnow
 from sync_pipeline.store import schema
 
@@ -115,6 +116,27 @@ def test_status(client, acme, connected, harness, store):
     assert len(everything) == 6
     assert_error(client.get("/sync/status", params=KEY), 400, "invalid_query_params")
     assert_error(client.get("/sync/status", params={"syncs": "nope", **KEY}), 404, "unknown_sync")
+
+
+def test_status_says_when_a_failed_sync_is_retried(client, acme, connected, harness, store):
+    evaluate_schedule(harness.instance, store, harness.registry, utcnow())  # the first runs are requested
+    acme.crash_after_pages = 0  # 500 from now on
+    assert not harness.run("acme", "contacts", "conn-1").success
+    [before] = client.get("/sync/status", params={"syncs": "contacts", **KEY}).json()["syncs"]
+    assert before["status"] == "ERROR" and before["retry"] is None  # the scheduler has not seen it yet
+
+    evaluate_schedule(harness.instance, store, harness.registry, utcnow())
+
+    [failed] = client.get("/sync/status", params={"syncs": "contacts", **KEY}).json()["syncs"]
+    retry = failed["retry"]
+    assert retry["failures"] == 1 and failed["nextScheduledSyncAt"] == retry["nextRetryAt"]
+    assert from_iso(retry["nextRetryAt"]) - from_iso(retry["lastFailedAt"]) == timedelta(minutes=1)
+
+    acme.crash_after_pages = None
+    assert harness.run("acme", "contacts", "conn-1").success
+    evaluate_schedule(harness.instance, store, harness.registry, utcnow())
+    [recovered] = client.get("/sync/status", params={"syncs": "contacts", **KEY}).json()["syncs"]
+    assert recovered["status"] == "SUCCESS" and recovered["retry"] is None
 
 
 def test_frequency(client, connected, store):

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from starlette.responses import JSONResponse
+
 from sync_pipeline_tests.fakes.server import FakeApi
 
 
 class WebhookReceiver(FakeApi):
-    """The app's webhook endpoint (`POST /hooks`): records raw bodies and headers; `fail_next(500, times=n)` fails."""
+    """The app's webhook endpoint (`POST /hooks`): records raw bodies and headers; `fail_next(500, times=n)` fails,
+    `down = True` answers 503 until set back; `accepted` holds the bodies it took, in arrival order."""
 
     def __init__(self) -> None:
         super().__init__()
         self.url = ""
+        self.down = False
+        self.accepted: list[bytes] = []
 
         @self.route("POST", "/hooks")
         def hooks(request):
+            if self.down:
+                return JSONResponse({"error": "maintenance"}, status_code=503)
+            self.accepted.append(request.state.body)
             return {"ok": True}
 
     def received(self) -> list[tuple[dict[str, str], bytes]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import threading
@@ -25,10 +26,19 @@ class InjectedFailure:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class BodyFault:
+    """How the next response's body misbehaves: trickled a byte every `byte_every` s, or cut after `cut_after` bytes."""
+
+    byte_every: float | None = None
+    cut_after: int | None = None
+
+
 class FakeApi:
     """An ASGI app: register handlers with `@api.route("GET", "/path/{name}")`; every request is recorded.
 
-    `fail_next(...)` makes the next requests fail (429 with Retry-After, 5xx...) before reaching handlers.
+    `fail_next(...)` makes the next requests fail (429 with Retry-After, 5xx...) before reaching handlers;
+    `trickle_next(...)` and `cut_next(...)` make the next responses' bodies trickle or break off half way.
     """
 
     def __init__(self) -> None:
@@ -37,6 +47,7 @@ class FakeApi:
         self.bodies: list[bytes] = []
         self.request_times: list[float] = []
         self._failures: deque[InjectedFailure] = deque()
+        self._body_faults: deque[BodyFault] = deque()
 
     def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
         pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
@@ -51,6 +62,14 @@ class FakeApi:
         for _ in range(times):
             self._failures.append(InjectedFailure(status, body if body is not None else {"error": "injected"}, headers or {}))
 
+    def trickle_next(self, byte_every: float, times: int = 1) -> None:
+        """The next responses send their body one byte every `byte_every` seconds."""
+        self._body_faults.extend(BodyFault(byte_every=byte_every) for _ in range(times))
+
+    def cut_next(self, after_bytes: int = 10, times: int = 1) -> None:
+        """The next responses announce their full length, send `after_bytes` of the body and drop the connection."""
+        self._body_faults.extend(BodyFault(cut_after=after_bytes) for _ in range(times))
+
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return
@@ -60,7 +79,23 @@ class FakeApi:
         self.bodies.append(body)
         self.request_times.append(time.monotonic())
         response = self._respond(request, body)
+        if self._body_faults:
+            await self._misbehave(self._body_faults.popleft(), response, send)
+            return
         await response(scope, receive, send)
+
+    @staticmethod
+    async def _misbehave(fault: BodyFault, response: Response, send) -> None:
+        await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+        payload = response.body
+        if fault.cut_after is not None:
+            await send({"type": "http.response.body", "body": payload[: fault.cut_after], "more_body": True})
+            # Raising after the response started makes uvicorn close the connection mid-body.
+            raise ConnectionAbortedError("injected: connection cut mid-body")
+        for index in range(len(payload)):
+            await send({"type": "http.response.body", "body": payload[index : index + 1], "more_body": True})
+            await asyncio.sleep(fault.byte_every or 0)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def _respond(self, request: Request, body: bytes) -> Response:
         if self._failures:

@@ -133,5 +133,5 @@ def test_a_run_that_fails_mid_query_resumes_from_the_last_saved_page(connected, 
 
     assert resumed.success
     assert where_since(salesforce_api.queries[-1]) == now - timedelta(days=3), "from contact B, the last one saved"
-    assert counts(resumed, "SalesforceContact") == (2, 0, 0)
+    assert counts(resumed, "SalesforceContact") == (4, 0, 0)  # every attempt: A and B before the failure, C and D after
     assert set(records(store, CONTACTS)) == {"003A", "003B", "003C", "003D"}

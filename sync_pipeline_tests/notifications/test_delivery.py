@@ -103,3 +103,25 @@ def test_the_deliveries_table_lists_status_attempts_and_errors(store):
     assert header.split()[:4] == ["DELIVERY", "ID", "STATUS", "ATTEMPTS"]
     assert row.split()[:3] == ["m-1", "failed", "1"] and row.endswith("HTTP 404: nope")
     assert deliveries_table([]) == "no deliveries"
+
+
+def test_a_delivery_waits_while_an_earlier_one_of_its_partition_is_pending(store):
+    log = store.deliveries
+    now = utcnow()
+    log.enqueue_many([("m-1", "http://app/hooks", "{}", "p", 1), ("m-2", "http://app/hooks", "{}", "p", 2),
+                      ("m-3", "http://app/hooks", "{}", "q", 3), ("legacy", "http://app/hooks", "{}")], now)  # fmt: skip
+    assert {d.delivery_id for d in log.due(now)} == {"m-1", "m-3", "legacy"}
+
+    log.record_attempt("m-1", Attempt(False, "HTTP 503", retryable=True), now)  # backing off 10 s
+    assert {d.delivery_id for d in log.due(now + timedelta(seconds=5))} == {"m-3", "legacy"}  # m-2 still waits
+
+    log.record_attempt("m-1", Attempt(True), now)
+    assert {d.delivery_id for d in log.due(now)} == {"m-2", "m-3", "legacy"}
+
+
+def test_a_backlog_of_one_partition_drains_in_order_in_one_call(store, webhook_receiver):
+    log = store.deliveries
+    log.enqueue_many([(f"m-{n}", webhook_receiver.url, f'{{"n":{n}}}', "p", n) for n in (3, 1, 2, 5, 4)])
+
+    assert deliver_due(log, "key") == {DELIVERED: 5, PENDING: 0, FAILED: 0}
+    assert webhook_receiver.accepted == [f'{{"n":{n}}}'.encode() for n in (1, 2, 3, 4, 5)]

@@ -396,3 +396,22 @@ def test_an_event_committed_behind_the_cursor_is_still_sent(app, sensor, acme, w
     sensor.tick()
 
     assert [body["responseResults"] for body in received(webhook_receiver)] == [{"added": 1, "deleted": 0, "updated": 0}]
+
+
+def test_after_a_receiver_outage_a_partitions_webhooks_arrive_in_the_order_of_its_runs(app, sensor, acme, webhook_receiver):
+    webhook_receiver.down = True
+    acme.put("c1", "Ann")
+    acme.put("c2", "Bob")
+    assert app.run("acme", "contacts", "conn-1").success
+    sensor.tick()  # first attempt fails: next in 10 s
+    sensor.tick_at(timedelta(seconds=15))  # second attempt fails: next in 20 s
+    acme.put("c1", "Anna")
+    assert app.run("acme", "contacts", "conn-1").success
+    sensor.tick_at(timedelta(seconds=15))  # the second run's webhook waits behind the first
+
+    webhook_receiver.down = False
+    sensor.tick_at(timedelta(seconds=20))  # without ordering the second would go now, before the first
+    sensor.tick_at(timedelta(seconds=60))
+
+    arrived = [json.loads(body)["responseResults"] for body in webhook_receiver.accepted]
+    assert arrived == [{"added": 2, "updated": 0, "deleted": 0}, {"added": 0, "updated": 1, "deleted": 0}]

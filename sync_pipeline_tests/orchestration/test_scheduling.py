@@ -11,7 +11,7 @@ from dagster._core.test_utils import create_run_for_test
 from sqlalchemy import update
 
 from sync_pipeline.orchestration.assets import CONNECTION_TAG, MODE_TAG, PARTITION_TAG
-from sync_pipeline.orchestration.scheduling import SENSOR_NAME
+from sync_pipeline.orchestration.scheduling import SENSOR_NAME, evaluate_schedule
 from sync_pipeline.store import from_iso, to_iso, utcnow
 from sync_pipeline.orchestration.run_metadata import RunMetadata
 from sync_pipeline.store import schema
@@ -198,3 +198,79 @@ def test_the_repository_dagster_yaml_loads_with_its_tag_concurrency_limits(tmp_p
         ("sync_pipeline/connection", 4),
     }
     assert all(limit["value"] == {"applyLimitPerUniqueValue": True} for limit in limits)
+
+
+def run_requested(harness, request):
+    job = harness.definitions.resolve_job_def(request.job_name)
+    return job.execute_in_process(
+        partition_key=request.partition_key, tags=request.tags, instance=harness.instance, raise_on_error=False
+    )
+
+
+def evaluate_at(harness, store, moment):
+    return evaluate_schedule(harness.instance, store, harness.registry, moment)
+
+
+def test_a_failed_run_is_retried_after_1_5_15_then_60_minutes_in_its_own_mode(connected, store, acme):
+    key = connected.add_partition("acme", "contacts", "conn-1")
+    assert run_requested(connected, tick(connected)[0]).success
+    store.partitions.trigger("acme", "contacts", key, "full_refresh", utcnow())
+    acme.crash_after_pages = 0  # the provider answers 500 from now on
+    [request] = tick(connected)
+    failed = run_requested(connected, request)
+    assert not failed.success
+
+    delays = []
+    for expected_minutes in (1, 5, 15, 60, 60):
+        evaluate_at(connected, store, utcnow())  # learns of the failure; the retry is not due yet
+        row = store.partitions.get("acme", "contacts", key)
+        failed_at = from_iso(row.failed_at)
+        delays.append(round((from_iso(row.retry_at) - failed_at).total_seconds() / 60))
+        assert row.next_due_at == row.retry_at  # sooner than the hourly schedule (or as soon, at 60)
+        assert evaluate_at(connected, store, failed_at + timedelta(minutes=expected_minutes) - timedelta(seconds=5)).requests == []
+        [retry] = evaluate_at(connected, store, failed_at + timedelta(minutes=expected_minutes, seconds=1)).requests
+        assert retry.tags[MODE_TAG] == "full_refresh"  # the failed run's mode
+        assert retry.run_key != request.run_key
+        assert not run_requested(connected, retry).success
+        request = retry
+    assert delays == [1, 5, 15, 60, 60]
+    assert store.partitions.get("acme", "contacts", key).failures == 5
+
+    acme.crash_after_pages = None  # the provider recovers
+    evaluate_at(connected, store, utcnow())
+    row = store.partitions.get("acme", "contacts", key)
+    [retry] = evaluate_at(connected, store, from_iso(row.retry_at) + timedelta(seconds=1)).requests
+    assert run_requested(connected, retry).success
+    evaluate_at(connected, store, utcnow())
+    row = store.partitions.get("acme", "contacts", key)
+    assert (row.failures, row.retry_at, row.retry_mode) == (0, None, None)
+
+
+def test_a_failure_is_counted_once_however_often_the_events_are_read(connected, store, acme):
+    key = connected.add_partition("acme", "contacts", "conn-1")
+    acme.crash_after_pages = 0
+    assert not run_requested(connected, tick(connected)[0]).success
+
+    for _ in range(3):
+        evaluate_at(connected, store, utcnow())  # each read from the start: no cursor kept
+
+    assert store.partitions.get("acme", "contacts", key).failures == 1
+
+
+def test_a_retry_never_comes_later_than_the_regular_schedule(connected, store, acme):
+    key = connected.add_partition("acme", "leads", "conn-1")  # every 5 minutes
+    acme.crash_after_pages = 0
+    [request] = tick(connected)
+    regular = from_iso(store.partitions.get("acme", "leads", key).next_due_at)
+    for _ in range(3):  # after the third failure the backoff (15 minutes) is longer than the frequency
+        assert not run_requested(connected, request).success
+        evaluate_at(connected, store, utcnow())
+        row = store.partitions.get("acme", "leads", key)
+        [request] = evaluate_at(connected, store, from_iso(row.next_due_at) + timedelta(seconds=1)).requests
+        regular = from_iso(store.partitions.get("acme", "leads", key).next_due_at)
+
+    assert not run_requested(connected, request).success
+    evaluate_at(connected, store, utcnow())
+    row = store.partitions.get("acme", "leads", key)
+    assert row.failures == 4 and from_iso(row.retry_at) > regular
+    assert from_iso(row.next_due_at) == regular

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 import pytest
 from dagster import AssetKey, AssetRecordsFilter
 
-from sync_pipeline.store import ChangeQuery, StreamKey
+from sync_pipeline.store import ChangeQuery, StreamKey, decode_cursor
 from sync_pipeline_tests.results import failure_message, materialization_metadata
 
 CONTACTS = StreamKey("acme", "conn-1", "AcmeContact", "base")
@@ -113,9 +113,29 @@ def test_a_run_that_fails_half_way_deletes_nothing_and_the_next_run_resumes(conn
     assert resumed.success
     assert parse_qs(acme.requests[pages_before].url.query)["cursor"] == ["2"], "resumes at the checkpoint"
     meta = metadata_of(resumed)
-    assert (meta.added, meta.updated, meta.deleted) == (0, 0, 1)  # c0's change was saved (and counted) before the crash
+    assert (meta.added, meta.updated, meta.deleted) == (0, 1, 1)  # c0 changed in the first attempt: still this run
     assert meta.checkpoint_from == {"cursor": "2"}
     assert live_ids(store) == {"c0", "c1", "c2", "c3", "c4"}
+
+
+def test_a_resumed_run_reports_the_changes_of_every_attempt(connected, acme, store):
+    for n in range(10):
+        acme.put(f"c{n}", f"Name{n}")
+    acme.crash_after_pages = 2  # 4 records saved, then the provider fails for good
+    assert not connected.run("acme", "contacts", "conn-1").success
+    assert store.records.last_seq(CONTACTS) == 4
+
+    acme.crash_after_pages = None
+    acme.put("c0", "Renamed")  # changed after the first attempt read it: the resumed attempt does not read it again
+    resumed = connected.run("acme", "contacts", "conn-1")
+
+    assert resumed.success
+    meta = metadata_of(resumed)
+    assert (meta.kind, meta.added, meta.updated, meta.deleted) == ("INITIAL", 10, 0, 0)
+    assert decode_cursor(meta.low_watermark) == 0  # where the first attempt began, not the resumed one
+
+    acme.put("c1", "Again")
+    assert metadata_of(connected.run("acme", "contacts", "conn-1")).updated == 2  # a new run counts afresh
 
 
 def test_two_variants_keep_separate_records_checkpoints_and_counts(connected, acme, store):
@@ -211,3 +231,32 @@ def test_a_partition_deleted_and_created_again_starts_fresh(connected, acme, sto
     result = connected.run("acme", "leads", "conn-1")
 
     assert metadata_of(result, "AcmeLead").kind == "INITIAL"
+
+
+def test_a_run_whose_records_are_mostly_invalid_fails_with_a_summary_not_a_line_per_record(connected, acme, store):
+    for n in range(20):
+        acme.put(f"c{n:02}", f"Name{n}")
+        if n >= 5:
+            acme.contacts[f"c{n:02}"]["email"] = None  # 15 of 20 invalid: more than half
+
+    result = connected.run("acme", "contacts", "conn-1")
+
+    assert not result.success
+    message = failure_message(result)
+    assert "15 of 20 AcmeContact records (75%)" in message and "50%" in message
+    assert "id='c05'" in message and "field 'email'" in message
+    logs = [entry.user_message for entry in connected.instance.all_logs(result.run_id)]
+    assert sum("invalid AcmeContact record" in line for line in logs) <= 5
+    assert any("invalid records not saved: 15 of 20 AcmeContact" in line for line in logs)
+    assert live_ids(store) == {f"c{n:02}" for n in range(5)}  # the valid ones are kept, nothing deleted
+
+
+def test_a_run_with_at_most_half_invalid_succeeds_and_counts_them(connected, acme):
+    for n in range(4):
+        acme.put(f"c{n}", f"Name{n}")
+    acme.contacts["c0"]["email"] = acme.contacts["c1"]["email"] = None
+
+    result = connected.run("acme", "contacts", "conn-1")
+
+    assert result.success
+    assert metadata_of(result).invalid_records == 2

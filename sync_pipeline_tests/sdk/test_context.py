@@ -8,7 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from sync_pipeline.sdk import Integration, SyncError
 from sync_pipeline.sdk.context import SyncContext
+from sync_pipeline.sdk.runner import PartitionState, run_sync
 from sync_pipeline.store import ChangeQuery, Connection, StreamKey, utcnow
 from sync_pipeline_tests.acme import AcmeContact, acme
 
@@ -89,3 +91,27 @@ def test_a_partial_update_that_fails_validation_changes_nothing(ctx, store):
 
     assert stored(store)["1"]["email"] == "ann@x.io"
     assert ctx.ledger.invalid["AcmeContact"] == 1
+
+
+def run_with_limit(store, share: float, records: list[dict]):
+    integration = Integration("limits", base_url="http://127.0.0.1:9")
+
+    @integration.sync(models=[AcmeContact], max_invalid_share=share)
+    def contacts(ctx: SyncContext) -> None:
+        ctx.batch_save(records, AcmeContact)
+
+    return run_sync(contacts, Connection("limits", "conn-1"), "base", store.records, PartitionState())
+
+
+def test_the_invalid_share_a_run_tolerates_is_set_per_sync(store):
+    records = [contact("1", "ann"), {"id": "2"}, {"id": "3"}]  # two of three invalid
+
+    assert run_with_limit(store, 0.9, records).invalid == {"AcmeContact": 2}
+    with pytest.raises(SyncError, match="2 of 3 AcmeContact records"):
+        run_with_limit(store, 0.5, records)
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5])
+def test_an_invalid_share_outside_0_to_1_is_refused(share):
+    with pytest.raises(SyncError, match="max_invalid_share"):
+        Integration("limits", base_url="http://x").sync(models=[AcmeContact], max_invalid_share=share)

@@ -21,6 +21,7 @@ from sync_pipeline.sdk import (
     ProviderError,
     RetryPolicy,
     SyncContext,
+    SyncError,
     json_envelope_error,
 )
 from sync_pipeline.sdk.http import build_client
@@ -162,6 +163,41 @@ def test_an_error_envelope_in_a_200_is_a_provider_error(served):
         with pytest.raises(ProviderError, match="invalid_auth"):
             client.get("/slack-style")
         assert client.get("/whoami").status_code == 200
+
+
+def test_a_body_trickled_past_the_deadline_is_retried_then_fails_with_a_timeout(served):
+    served.trickle_next(byte_every=0.2, times=3)  # /whoami's body is ~40 bytes: ~8 s each, deadline 1 s
+    started = time.monotonic()
+    with client_for(served.url, request_deadline=1.0) as client, pytest.raises(httpx.TimeoutException, match="deadline"):
+        client.get("/whoami")
+    elapsed = time.monotonic() - started
+    assert len([r for r in served.requests if r.url.path == "/whoami"]) >= 3
+    assert elapsed < 3 * (1.0 + 1.0) + 5  # three attempts of at most twice the deadline, plus backoff and load
+
+
+def test_a_trickled_body_is_retried_and_a_prompt_answer_wins(served):
+    served.trickle_next(byte_every=0.5)
+    with client_for(served.url, request_deadline=1.0) as client:
+        assert client.get("/whoami").json() == {"authorization": None, "x-api-key": None}
+
+
+def test_a_connection_cut_mid_body_is_retried(served):
+    served.cut_next(after_bytes=5, times=2)
+    before = len(served.requests)
+    with client_for(served.url) as client:
+        assert client.get("/cursor").json()["data"] == ITEMS[:3]
+    assert len(served.requests) - before == 3
+
+
+def test_a_connection_cut_mid_body_every_time_fails_after_the_retries(served):
+    served.cut_next(after_bytes=5, times=3)
+    with client_for(served.url) as client, pytest.raises(httpx.RemoteProtocolError):
+        client.get("/cursor")
+
+
+def test_a_request_deadline_must_be_positive():
+    with pytest.raises(SyncError, match="request_deadline"):
+        Integration("fake", base_url="http://127.0.0.1", request_deadline=0)
 
 
 def context_on(url: str, checkpoint: dict | None, saved: list) -> SyncContext:

@@ -3,25 +3,12 @@ lease admits one holder at a time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, insert
 
 from sync_pipeline.settings import normalize_database_url
 from sync_pipeline.store import Connection, Store, create_database_engine, utcnow
-from sync_pipeline_tests.conftest import SERVER_URL, server_database
-
-
-@pytest.fixture
-def empty_database_url(tmp_path) -> Iterator[str]:
-    """A database of its own: a new SQLite file, or a new PostgreSQL database dropped afterwards."""
-    if not SERVER_URL:
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    with server_database("sp_upgrade") as url:
-        yield url
 
 
 def test_a_connections_table_from_before_tags_and_refresh_gets_the_new_columns_and_keeps_its_rows(empty_database_url):
