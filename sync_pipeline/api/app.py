@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sync_pipeline.api import connections, openapi, records, syncs, webhooks
+from sync_pipeline.api import connections, deliveries, openapi, records, service, syncs, webhooks
 from sync_pipeline.api.endpoint import Services
 from sync_pipeline.api.errors import ApiError, api_error_response, http_error_response, unexpected_error_response
 from sync_pipeline.sdk.declaration import Registry
@@ -25,6 +25,8 @@ def routes() -> list[Route]:
         *records.routes(),
         *syncs.routes(),
         *webhooks.routes(),
+        *deliveries.routes(),
+        *service.routes(),
         Route("/openapi.json", openapi.openapi_document, methods=["GET"]),
     ]
 

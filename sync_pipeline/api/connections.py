@@ -10,6 +10,7 @@ from starlette.routing import Route
 from sync_pipeline.api.endpoint import Call, endpoint
 from sync_pipeline.api.errors import not_found, parse
 from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey
+from sync_pipeline.orchestration.failures import connection_errors
 from sync_pipeline.orchestration.lifecycle import delete_connection, register_connection
 from sync_pipeline.store import Connection, utcnow
 from sync_pipeline.store.database import to_iso
@@ -90,7 +91,8 @@ def import_connection(call: Call) -> dict[str, Any]:
 def list_connections(call: Call) -> dict[str, Any]:
     query = parse(ListQuery, dict(call.query), "query")
     found = call.services.store.connections.list(query.integrationId, query.connectionId)
-    return {"connections": [summary(connection) for connection in found]}
+    errors = connection_errors(call.services.instance, [(c.integration, c.connection_id, c.created_at) for c in found])
+    return {"connections": [summary(c, errors.get((c.integration, c.connection_id), [])) for c in found]}
 
 
 @endpoint
@@ -141,7 +143,8 @@ def _existing(call: Call) -> Connection:
     return connection
 
 
-def summary(connection: Connection) -> dict[str, Any]:
+def summary(connection: Connection, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A connection in a listing; `errors` names each sync partition whose latest run failed, and why."""
     return {
         "id": connection.id,
         "connection_id": connection.connection_id,
@@ -149,7 +152,7 @@ def summary(connection: Connection) -> dict[str, Any]:
         "provider": connection.integration,
         "created": connection.created_at,
         "metadata": connection.metadata,
-        "errors": [],
+        "errors": errors or [],
         "end_user": None,
         "tags": {},
     }

@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 from sync_pipeline.api.endpoint import Call, endpoint
+from sync_pipeline.api.service import package_version
 
 JSON = "application/json"
 
@@ -172,7 +173,16 @@ def _webhook_paths() -> dict[str, Any]:
                         _param("limit", schema={"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})],
             )
         },
-        "/openapi.json": {"get": _operation("This document", ANY_OBJ, errors=(401,))},
+        "/webhook-deliveries/{delivery_id}/retry": {
+            "post": _operation("Send a failed (or pending) delivery again now, with a fresh series of attempts",
+                               delivery, params=[_param("delivery_id", "path")], errors=(400, 401, 404))
+        },
+        "/openapi.json": {"get": _operation("This document (no key needed)", ANY_OBJ, errors=(), security=False)},
+        "/": {"get": _operation("Name, version and links (no key needed)", ANY_OBJ, errors=(), security=False)},
+        "/health": {
+            "get": _operation("200 when the database answers, 503 when it does not (no key needed)",
+                              _obj(status=STR, database=STR, version=STR), errors=(503,), security=False)
+        },
     }
 
 
@@ -208,7 +218,9 @@ def _schemas() -> dict[str, Any]:
         ),
         "ConnectionSummary": _obj(
             id=INT, connection_id=STR, provider_config_key=STR, provider=STR, created=STR, metadata=ANY_OBJ,
-            errors={"type": "array", "items": {}}, end_user={"nullable": True}, tags=ANY_OBJ,
+            errors={"type": "array", "items": _obj(type=STR, log_id=STR, sync_name=STR, sync_variant=STR,
+                                                   error_type=STR, message=STR, failedAt=NULLABLE_STR)},
+            end_user={"nullable": True}, tags=ANY_OBJ,
         ),
         "Record": {
             "type": "object",
@@ -222,6 +234,7 @@ def _schemas() -> dict[str, Any]:
             finishedAt=NULLABLE_STR, nextScheduledSyncAt=NULLABLE_STR, frequency=STR,
             latestResult={"type": "object", "additionalProperties": counts}, latestExecutionStatus=STR,
             recordCount={"type": "object", "additionalProperties": INT}, checkpoint={"type": "object", "nullable": True},
+            error={**_obj(type=STR, message=STR, run_id=STR, failedAt=NULLABLE_STR), "nullable": True},
         ),
     }
 
@@ -233,8 +246,9 @@ def document() -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {
             "title": "sync_pipeline HTTP API",
-            "version": "1",
-            "description": "Nango's HTTP dialect: see docs/http-api.md. Paths are also accepted with a trailing slash.",
+            "version": package_version(),
+            "description": "Nango's HTTP dialect; the reference with examples is docs/http-api.md in the repository. "
+            "Paths are also accepted with a trailing slash.",
         },
         "components": {
             "securitySchemes": {"secretKey": {"type": "http", "scheme": "bearer"}},
@@ -245,6 +259,7 @@ def document() -> dict[str, Any]:
     }
 
 
-@endpoint
+# Readable without the key: a client generator or a person must be able to learn what the API is first.
+@endpoint(auth=False)
 def openapi_document(_call: Call) -> dict[str, Any]:
     return document()

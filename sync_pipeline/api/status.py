@@ -8,6 +8,7 @@ from typing import Any
 from dagster import AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from sync_pipeline.orchestration.assets import DAGSTER_PARTITION_TAG, partition_id
+from sync_pipeline.orchestration.failures import run_failure
 from sync_pipeline.orchestration.state import asset_key, read_partition_state
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.frequency import describe_frequency
@@ -57,6 +58,8 @@ def partition_status(instance: DagsterInstance, sync: SyncDefinition, row: Parti
         "latestExecutionStatus": execution,
         "recordCount": {model: int(meta.get("total_records") or 0) for model, meta in latest.items()},
         "checkpoint": state.checkpoint,
+        # Why the latest run failed (type, message with provider status, URL and cause), else null.
+        "error": run_failure(instance, run.dagster_run.run_id).as_dict() if execution == "ERROR" and run else None,
     }
 
 

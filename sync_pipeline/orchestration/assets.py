@@ -23,6 +23,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from pydantic import BaseModel
 
 from sync_pipeline.keys import InvalidPartitionKey, make_partition_key, parse_partition_key
+from sync_pipeline.orchestration.failures import ERROR_TYPE_KEY
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.state import (
     asset_key,
@@ -31,7 +32,7 @@ from sync_pipeline.orchestration.state import (
     read_partition_state,
 )
 from sync_pipeline.sdk.declaration import SyncDefinition
-from sync_pipeline.sdk.errors import SyncError
+from sync_pipeline.sdk.errors import describe_error
 from sync_pipeline.sdk.runner import RunMode, run_sync
 from sync_pipeline.store import from_iso, utcnow
 
@@ -133,8 +134,8 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
             on_checkpoint=on_checkpoint,
             log=context.log,
         )
-    except SyncError as error:
-        raise Failure(description=str(error)) from error
+    except Exception as error:  # noqa: BLE001 - every failure reaches people as its type and message
+        raise Failure(description=describe_error(error), metadata={ERROR_TYPE_KEY: type(error).__name__}) from error
     for model in sync.model_names:
         yield MaterializeResult(
             asset_key=asset_key(sync.integration.name, model),

@@ -1,0 +1,54 @@
+"""The service routes anyone may call without the key: `GET /` (what this is, where to go) and `GET /health`."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from sqlalchemy import text
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from sync_pipeline.api.endpoint import Call, endpoint
+
+NAME = "sync_pipeline"
+
+
+def package_version() -> str:
+    """The installed version of sync_pipeline (what `sync-pipeline --version` prints too)."""
+    try:
+        return version("sync_pipeline")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
+        return "0+unknown"
+
+
+@endpoint(auth=False)
+def root(_call: Call) -> dict[str, Any]:
+    """Name, version and where to go next: a person opening the API's address in a browser lands here."""
+    return {
+        "name": NAME,
+        "version": package_version(),
+        "description": "Keeps copies of your customers' SaaS records and tells your app what changed (Nango's HTTP dialect).",
+        "links": {
+            "health": "/health",
+            "openapi": "/openapi.json",
+            "documentation": "docs/http-api.md in the sync_pipeline repository",
+        },
+        "authentication": "every other route needs the header `Authorization: Bearer <secret key>`",
+    }
+
+
+@endpoint(auth=False)
+def health(call: Call) -> JSONResponse:
+    """200 when the database answers, 503 (with the reason, no URL or secret) when it does not."""
+    try:
+        with call.services.store.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as error:  # noqa: BLE001 - any failure to reach the database is "unhealthy"
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+        return JSONResponse({"status": "unavailable", "database": "unreachable", "error": reason}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok", "version": package_version()})
+
+
+def routes() -> list[Route]:
+    return [Route("/", root, methods=["GET"]), Route("/health", health, methods=["GET"])]
