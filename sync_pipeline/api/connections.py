@@ -11,7 +11,7 @@ from sync_pipeline.api.endpoint import Call, endpoint
 from sync_pipeline.api.errors import not_found, parse
 from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey
 from sync_pipeline.orchestration.failures import connection_errors
-from sync_pipeline.orchestration.lifecycle import delete_connection, register_connection
+from sync_pipeline.orchestration.lifecycle import add_base_partitions, delete_connection, register_connection
 from sync_pipeline.store import Connection, utcnow
 from sync_pipeline.store.database import to_iso
 
@@ -131,6 +131,10 @@ def _set_metadata(call: Call, *, merge: bool) -> dict[str, Any]:
     ids = body.connection_id if isinstance(body.connection_id, list) else [body.connection_id]
     if not call.services.store.connections.set_metadata(integration.name, ids, body.metadata, merge=merge):
         raise not_found("unknown_connection", f"at least one of the connections {ids} of {integration.name!r} does not exist")
+    for connection_id in ids:  # e.g. GitHub's base variant appears once `repositories` is set
+        connection = call.services.store.connections.get(integration.name, connection_id)
+        if connection is not None:
+            add_base_partitions(call.services.instance, call.services.store, integration, connection)
     return raw
 
 

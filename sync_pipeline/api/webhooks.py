@@ -12,6 +12,7 @@ from starlette.routing import Route
 from sync_pipeline.api.endpoint import Call, endpoint
 from sync_pipeline.api.errors import ApiError, not_found, parse
 from sync_pipeline.api.fields import Lenient, Strict
+from sync_pipeline.orchestration.lifecycle import ensure_webhook_partition
 from sync_pipeline.orchestration.state import report_webhook_changes
 from sync_pipeline.sdk.webhooks import UnknownWebhookConnection, WebhookContext, WebhookRejected
 from sync_pipeline.store import StreamKey, utcnow
@@ -51,6 +52,7 @@ def provider_webhook(call: Call) -> dict[str, Any]:
         }
         low_watermarks = ctx.changes.low_watermarks[(connection_id, sync_name)]
         sync = integration.syncs[sync_name]
+        ensure_webhook_partition(services.instance, services.store, sync, connection_id)
         report_webhook_changes(services.instance, sync, connection_id, ledger, started_at, low_watermarks, totals)
     return {"success": True}
 

@@ -17,6 +17,7 @@ from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.http import build_client
 from sync_pipeline.sdk.pagination import Page, Paginator
+from sync_pipeline.sdk.progress import Progress
 from sync_pipeline.store import ChangeCounts, Connection, PreparedRecord, RecordsCache, StreamKey, utcnow
 
 Checkpoint = dict[str, str | int | float | bool]
@@ -53,6 +54,7 @@ class SyncContext:
         generation: str | None,
         log: logging.Logger | Any = None,
         transport: httpx.BaseTransport | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.sync = sync
         self.connection = connection
@@ -60,6 +62,7 @@ class SyncContext:
         self.last_sync_date = last_sync_date
         self.log = log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}")
         self.ledger = RunLedger()
+        self.progress = progress or Progress(sync.name, self.log)
         self._cache = cache
         self._checkpoint = checkpoint
         self._on_checkpoint = on_checkpoint
@@ -71,7 +74,13 @@ class SyncContext:
     @cached_property
     def http(self) -> httpx.Client:
         """An httpx client on the provider's API, authenticated for this connection, retrying 429/5xx."""
-        return build_client(self.sync.integration, self.connection, on_retry=self.log.info, transport=self._transport)
+        client = build_client(self.sync.integration, self.connection, on_retry=self._on_retry, transport=self._transport)
+        client.event_hooks["request"].append(lambda _request: self.progress.request())
+        return client
+
+    def _on_retry(self, message: str) -> None:
+        self.progress.retry()
+        self.log.info(message)
 
     def paginate(
         self,
@@ -83,7 +92,9 @@ class SyncContext:
         start: Any = None,
     ) -> Iterator[Page]:
         """Pages of `url`'s items (found at `data_path` in each body); `start` resumes from a `Page.next`."""
-        return paginator.pages(self.http, url, dict(params or {}), data_path, start)
+        for page in paginator.pages(self.http, url, dict(params or {}), data_path, start):
+            self.progress.page(len(page))
+            yield page
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -125,6 +136,7 @@ class SyncContext:
         self.ledger.add(key.model, ChangeCounts())
         if prepared:
             self.ledger.add(key.model, self._cache.save(key, prepared, utcnow(), generation=self._generation))
+            self.progress.saved_records(len(prepared))
 
     def batch_update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         """Merge partial records (each with its `id`) into the stored ones; unknown ids are skipped."""
@@ -135,6 +147,7 @@ class SyncContext:
         key = self._stream(model_cls)
         counts = self._cache.merge(key, [dict(p) for p in partials], lambda rows: self._prepare(model_cls, rows), utcnow())
         self.ledger.add(key.model, counts)
+        self.progress.saved_records(len(partials))
 
     def batch_delete(self, ids_or_records: Iterable[str | int | Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         """Mark records deleted (soft delete): they stay readable with `last_action: DELETED`."""

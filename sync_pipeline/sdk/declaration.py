@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from pydantic import BaseModel
@@ -38,6 +38,13 @@ class SyncDefinition:
     backfill: timedelta | None
     auto_start: bool
     description: str
+    # Whether a connection gets this sync's base variant, given its metadata: True, or a test of the metadata
+    # for syncs whose base variant has nothing to do unless configured (GitHub's needs `repositories`).
+    base_variant: "bool | Callable[[Mapping[str, Any]], bool]" = True
+
+    def has_base_variant(self, metadata: Mapping[str, Any]) -> bool:
+        """Whether a connection with this metadata gets (and runs) the base variant of this sync."""
+        return bool(self.base_variant(metadata)) if callable(self.base_variant) else bool(self.base_variant)
 
     @property
     def frequency_seconds(self) -> int:
@@ -112,6 +119,7 @@ class Integration:
         backfill: timedelta | None = None,
         auto_start: bool = True,
         description: str | None = None,
+        base_variant: bool | Callable[[Mapping[str, Any]], bool] = True,
     ) -> Callable[[Callable[["SyncContext"], None]], SyncDefinition]:
         """Declare a sync: the decorated function receives a `SyncContext` and saves batches of records."""
         models = tuple(models)
@@ -152,6 +160,7 @@ class Integration:
                 backfill=backfill,
                 auto_start=auto_start,
                 description=description or (fn.__doc__ or "").strip(),
+                base_variant=base_variant,
             )
             self.syncs[sync_name] = definition
             return definition
