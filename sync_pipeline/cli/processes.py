@@ -16,7 +16,7 @@ import click
 from sync_pipeline.settings import dagster_home, normalize_database_url, render_instance_yaml
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-STOP_SECONDS = 3.0  # Ctrl-C: children get this long to stop on SIGTERM, then SIGKILL (all stopped within 5 s)
+STOP_SECONDS = 2.0  # Ctrl-C: children get this long to stop on SIGTERM, then SIGKILL (all stopped within 5 s)
 
 
 class DeploymentNotFound(click.ClickException):

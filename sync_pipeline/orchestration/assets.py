@@ -23,6 +23,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from pydantic import BaseModel
 
 from sync_pipeline.keys import InvalidPartitionKey, make_partition_key, parse_partition_key
+from sync_pipeline.orchestration.checks import check_results, check_specs
 from sync_pipeline.orchestration.failures import ERROR_TYPE_KEY
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.state import (
@@ -86,7 +87,13 @@ def build_sync_assets(sync: SyncDefinition) -> tuple[AssetsDefinition, Unresolve
         for model in sync.models
     ]
 
-    @multi_asset(specs=specs, name=op_name(sync), partitions_def=partitions, required_resource_keys={RESOURCE_KEY})
+    @multi_asset(
+        specs=specs,
+        name=op_name(sync),
+        partitions_def=partitions,
+        required_resource_keys={RESOURCE_KEY},
+        check_specs=[check for spec in specs for check in check_specs(spec.key)],
+    )
     def sync_assets(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
         yield from execute_sync(context, sync)
 
@@ -137,9 +144,11 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
     except Exception as error:  # noqa: BLE001 - every failure reaches people as its type and message
         raise Failure(description=describe_error(error), metadata={ERROR_TYPE_KEY: type(error).__name__}) from error
     for model in sync.model_names:
+        key = asset_key(sync.integration.name, model)
         yield MaterializeResult(
-            asset_key=asset_key(sync.integration.name, model),
+            asset_key=key,
             metadata=materialization_metadata(outcome, model, connection_id, variant, mode_name),
+            check_results=check_results(key, outcome, model),
         )
 
 
