@@ -27,7 +27,9 @@ from sync_pipeline.keys import make_partition_key  # noqa: E402
 from sync_pipeline.orchestration import build_definitions  # noqa: E402
 from sync_pipeline.orchestration.scheduling import SENSOR_NAME  # noqa: E402
 from sync_pipeline.store import Store, to_iso, utcnow  # noqa: E402
-from sync_pipeline.store.schema import partitions  # noqa: E402
+from sync_pipeline.store import schema  # noqa: E402
+
+partitions = schema.tables["sp_partitions"]
 from sync_pipeline_tests.acme import registry  # noqa: E402
 from support import backends, database, make_instance  # noqa: E402  (a sibling module of this script)
 

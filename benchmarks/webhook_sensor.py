@@ -26,9 +26,8 @@ from dagster import AssetMaterialization, build_sensor_context  # noqa: E402
 from support import backends, database, make_instance  # noqa: E402  (a sibling module of this script)
 from sync_pipeline.keys import make_partition_key  # noqa: E402
 from sync_pipeline.orchestration import build_definitions  # noqa: E402
-from sync_pipeline.orchestration.webhooks import SENSOR_NAME  # noqa: E402
+from sync_pipeline.orchestration.notifications import SENSOR_NAME  # noqa: E402
 from sync_pipeline.store import Connection, Store, utcnow  # noqa: E402
-from sync_pipeline.webhooks.delivery import DeliveryLog  # noqa: E402
 from sync_pipeline_tests.acme import registry  # noqa: E402
 from sync_pipeline_tests.fakes.receiver import WebhookReceiver  # noqa: E402
 from sync_pipeline_tests.fakes.server import ServedApp  # noqa: E402
@@ -65,7 +64,7 @@ def run(backend: str, url: str, total: int) -> None:
         elapsed = time.perf_counter() - started
 
         arrived = {json.loads(body)["connectionId"] for _, body in receiver.received()}
-        delivered = len(DeliveryLog(store.engine).list(status="delivered", limit=total * 2))
+        delivered = len(store.deliveries.list(status="delivered", limit=total * 2))
         print(
             f"{backend}: {total:,} materializations (reported in {setup:.1f} s); one tick: {elapsed:.2f} s; "
             f"received {len(receiver.received()):,} webhooks for {len(arrived):,} partitions, "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-BASE_VARIANT = "base"
+from sync_pipeline.vocabulary import BASE_VARIANT
+
 SEPARATOR = "::"
 CONNECTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9._@+=-]{1,255}$")
 VARIANT_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,255}$")

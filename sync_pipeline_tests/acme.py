@@ -10,7 +10,7 @@ from sync_pipeline.sdk import (
     Registry,
     SyncContext,
     UnknownWebhookConnection,
-    WebhookContext,
+    ProviderWebhookContext,
     WebhookRejected,
 )
 
@@ -79,7 +79,7 @@ WEBHOOK_SECRET = "acme-webhook-secret"
 
 
 @acme.webhook
-def on_webhook(ctx: WebhookContext) -> None:
+def on_webhook(ctx: ProviderWebhookContext) -> None:
     """`{"connection_id", "action": "upsert"|"delete", "contact": {...}}`, authenticated by `X-Acme-Secret`."""
     if ctx.headers.get("x-acme-secret") != WEBHOOK_SECRET:
         raise WebhookRejected("X-Acme-Secret is missing or wrong", status=401)

@@ -17,10 +17,9 @@ from dagster import DagsterInstance
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from sync_pipeline.orchestration.resources import store_for
+from sync_pipeline.integrations import load_registry
 from sync_pipeline.settings import normalize_database_url, render_instance_yaml
-from sync_pipeline.store import Store
-from sync_pipeline.store.schema import metadata
+from sync_pipeline.store import Store, store_for
 from sync_pipeline_tests.acme import registry as acme_registry
 from sync_pipeline_tests.fakes.acme import AcmeApi
 from sync_pipeline_tests.fakes.receiver import WebhookReceiver
@@ -28,6 +27,8 @@ from sync_pipeline_tests.fakes.server import ServedApp
 from sync_pipeline_tests.harness import SyncHarness
 
 REPO = Path(__file__).resolve().parents[1]
+# Every sync the tests run, built in or the test integration: their dynamic partitions are wiped between tests.
+PARTITIONS_DEFINITIONS = sorted({sync.qualified_name for reg in (acme_registry, load_registry("")) for sync in reg.syncs()})
 SERVER_URL = os.environ.get("SYNC_PIPELINE_TEST_DATABASE_URL")
 
 
@@ -61,10 +62,7 @@ def database_url(tmp_path_factory) -> Iterator[str]:
 def store(database_url: str) -> Store:
     """The sync_pipeline database, emptied before each test."""
     shared = store_for(database_url)
-    with shared.engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            conn.execute(table.delete())
-    shared.records._stream_ids.clear()
+    shared.empty()
     return shared
 
 
@@ -109,9 +107,9 @@ def _make_instance(home: Path, database_url: str) -> DagsterInstance:
 
 def _wipe(instance: DagsterInstance) -> None:
     instance.wipe()
-    storage = instance.event_log_storage
-    with storage.index_connection() as conn:  # dynamic partitions outlive wipe(): clear them too
-        conn.execute(text("DELETE FROM dynamic_partitions"))
+    for name in PARTITIONS_DEFINITIONS:  # dynamic partitions outlive wipe(): clear them too
+        for key in instance.get_dynamic_partitions(name):
+            instance.delete_dynamic_partition(name, key)
     for sensor_state in instance.all_instigator_state():
         instance.delete_instigator_state(sensor_state.instigator_origin_id, sensor_state.selector_id)
 

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
 from dagster import ExecuteInProcessResult
 
+from sync_pipeline.orchestration.run_metadata import RunMetadata
 from sync_pipeline.store import ChangeQuery, Store, StreamKey
 
 
-def materialization_metadata(result: ExecuteInProcessResult, model: str) -> dict[str, Any]:
-    """The metadata of the run's one materialization of `model`, as plain values."""
+def materialization_metadata(result: ExecuteInProcessResult, model: str) -> RunMetadata:
+    """The metadata of the run's one materialization of `model`."""
     [event] = [
         event for event in result.get_asset_materialization_events() if event.asset_key.path[-1] == model
     ]
-    return {key: value.value for key, value in event.step_materialization_data.materialization.metadata.items()}
+    return RunMetadata.of_event(event.step_materialization_data.materialization)
 
 
 def failure_message(result: ExecuteInProcessResult) -> str:
@@ -26,7 +25,7 @@ def failure_message(result: ExecuteInProcessResult) -> str:
 
 def counts(result, model: str) -> tuple[int, int, int]:
     meta = materialization_metadata(result, model)
-    return meta["added"], meta["updated"], meta["deleted"]
+    return meta.added, meta.updated, meta.deleted
 
 
 def records(store: Store, key: StreamKey) -> dict[str, dict]:

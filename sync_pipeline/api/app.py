@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sync_pipeline.api import connections, deliveries, openapi, records, service, syncs, webhooks
+from sync_pipeline.api import connections, notifications, openapi, provider_webhooks, records, service, syncs
 from sync_pipeline.api.endpoint import Services
 from sync_pipeline.api.errors import ApiError, api_error_response, http_error_response, unexpected_error_response
 from sync_pipeline.sdk.declaration import Registry
@@ -24,8 +24,8 @@ def routes() -> list[Route]:
         *connections.routes(),
         *records.routes(),
         *syncs.routes(),
-        *webhooks.routes(),
-        *deliveries.routes(),
+        *provider_webhooks.routes(),
+        *notifications.routes(),
         *service.routes(),
         Route("/openapi.json", openapi.openapi_document, methods=["GET"]),
     ]
@@ -52,7 +52,7 @@ def create_app(*, registry: Registry, instance: DagsterInstance, store: Store, s
 def app_from_env() -> Starlette:
     """The app `sync-pipeline serve` runs: integrations, Dagster instance and database from the environment."""
     from sync_pipeline.integrations import load_registry
-    from sync_pipeline.orchestration.resources import store_for
+    from sync_pipeline.store import store_for
     from sync_pipeline.settings import database_url
 
     secret_key = os.environ.get(SECRET_KEY_VARIABLE, "")

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, endpoint
-from sync_pipeline.api.errors import not_found, parse
-from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey
+from sync_pipeline.api.errors import not_found
+from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Success
 from sync_pipeline.orchestration.failures import connection_errors
 from sync_pipeline.orchestration.lifecycle import add_base_partitions, delete_connection, register_connection
-from sync_pipeline.store import Connection, utcnow
-from sync_pipeline.store.database import to_iso
+from sync_pipeline.store import Connection, to_iso, utcnow
 
 
 class _Credentials(Lenient):
@@ -59,6 +58,8 @@ class ListQuery(Lenient):
 
 class ConnectionQuery(Lenient):
     provider_config_key: ProviderConfigKey
+    force_refresh: bool = False
+    refresh_token: bool = False
 
 
 class ConnectionPath(Lenient):
@@ -71,10 +72,51 @@ class MetadataBody(Lenient):
     metadata: dict[str, Any]
 
 
-@endpoint
+class ConnectionDetail(BaseModel):
+    id: int
+    connection_id: str
+    provider_config_key: str
+    provider: str
+    connection_config: dict[str, Any]
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+    last_fetched_at: str | None
+    credentials: dict[str, Any]
+
+
+class FailingSync(BaseModel):
+    """A sync partition of the connection whose latest run failed, and why."""
+
+    type: Literal["sync"]
+    log_id: str  # the Dagster run id
+    sync_name: str
+    sync_variant: str
+    error_type: str
+    message: str
+    failedAt: str | None
+
+
+class ConnectionSummary(BaseModel):
+    id: int
+    connection_id: str
+    provider_config_key: str
+    provider: str
+    created: str
+    metadata: dict[str, Any]
+    errors: list[FailingSync]
+    end_user: dict[str, Any] | None
+    tags: dict[str, Any]
+
+
+class ConnectionList(BaseModel):
+    connections: list[ConnectionSummary]
+
+
+@endpoint(body=ImportBody, response=ConnectionDetail)
 def import_connection(call: Call) -> dict[str, Any]:
-    """Create a connection, or update the one with the same (provider_config_key, connection_id)."""
-    body = parse(ImportBody, call.json(), "body")
+    """Import a connection: create it, or update the one with the same (provider_config_key, connection_id)."""
+    body: ImportBody = call.parse_body()
     integration = call.services.integration(body.provider_config_key)
     connection = Connection(
         integration=integration.name,
@@ -87,15 +129,16 @@ def import_connection(call: Call) -> dict[str, Any]:
     return detail(register_connection(call.services.instance, call.services.store, integration, connection))
 
 
-@endpoint
+@endpoint(query=ListQuery, response=ConnectionList)
 def list_connections(call: Call) -> dict[str, Any]:
-    query = parse(ListQuery, dict(call.query), "query")
+    """List connections, optionally of one integration or connection id."""
+    query: ListQuery = call.parse_query()
     found = call.services.store.connections.list(query.integrationId, query.connectionId)
     errors = connection_errors(call.services.instance, [(c.integration, c.connection_id, c.created_at) for c in found])
     return {"connections": [summary(c, errors.get((c.integration, c.connection_id), [])) for c in found]}
 
 
-@endpoint
+@endpoint(path=ConnectionPath, query=ConnectionQuery, response=ConnectionDetail)
 def get_connection(call: Call) -> dict[str, Any]:
     """The connection with its credentials, as Nango answers it (the caller holds the secret key)."""
     connection = _existing(call)
@@ -104,7 +147,7 @@ def get_connection(call: Call) -> dict[str, Any]:
     return detail(connection)
 
 
-@endpoint
+@endpoint(path=ConnectionPath, query=ConnectionQuery, response=Success)
 def remove_connection(call: Call) -> dict[str, Any]:
     """Delete the connection with its partitions, schedules and records."""
     connection = _existing(call)
@@ -113,20 +156,22 @@ def remove_connection(call: Call) -> dict[str, Any]:
     return {"success": True}
 
 
-@endpoint(status=201)
+@endpoint(status=201, body=MetadataBody, response=MetadataBody)
 def replace_metadata(call: Call) -> dict[str, Any]:
+    """Replace the metadata of connections (all of them, or none when one is unknown)."""
     return _set_metadata(call, merge=False)
 
 
-@endpoint
+@endpoint(body=MetadataBody, response=MetadataBody)
 def merge_metadata(call: Call) -> dict[str, Any]:
+    """Merge top-level keys into the metadata of connections (all of them, or none when one is unknown)."""
     return _set_metadata(call, merge=True)
 
 
 def _set_metadata(call: Call, *, merge: bool) -> dict[str, Any]:
     """All named connections get the metadata, or (one being unknown) none does."""
     raw = call.json()
-    body = parse(MetadataBody, raw, "body")
+    body: MetadataBody = call.parse_body(raw)
     integration = call.services.integration(body.provider_config_key)
     ids = body.connection_id if isinstance(body.connection_id, list) else [body.connection_id]
     if not call.services.store.connections.set_metadata(integration.name, ids, body.metadata, merge=merge):
@@ -139,8 +184,8 @@ def _set_metadata(call: Call, *, merge: bool) -> dict[str, Any]:
 
 
 def _existing(call: Call) -> Connection:
-    connection_id = parse(ConnectionPath, call.path_params, "path").connection_id
-    integration = call.services.integration(parse(ConnectionQuery, dict(call.query), "query").provider_config_key)
+    connection_id = call.parse_path().connection_id
+    integration = call.services.integration(call.parse_query().provider_config_key)
     connection = call.services.store.connections.get(integration.name, connection_id)
     if connection is None:
         raise not_found("unknown_connection", f"there is no connection {connection_id!r} of {integration.name!r}")

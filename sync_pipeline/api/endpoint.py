@@ -1,4 +1,5 @@
-"""`@endpoint`: what every route shares (auth, a bounded body, a worker thread, JSON out), so handlers stay short."""
+"""`@endpoint`: what every route shares (auth, a bounded body, a worker thread, JSON out, its declared request
+and response models, from which the OpenAPI document is generated), so handlers stay short."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from dagster import DagsterInstance
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
+from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
 from sync_pipeline.api.auth import authenticate
-from sync_pipeline.api.errors import ApiError
+from sync_pipeline.api.errors import ApiError, parse
 from sync_pipeline.sdk.declaration import Integration, Registry
 from sync_pipeline.store import Store
 
@@ -38,15 +40,44 @@ class Services:
 
 
 @dataclass(frozen=True)
+class Spec:
+    """What a route takes and answers, as pydantic models: validated by `Call.parse_*`, documented in openapi.json."""
+
+    summary: str
+    auth: bool = True
+    status: int = 200
+    path: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    headers: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None  # None: a JSON object the document does not describe further
+
+
+@dataclass(frozen=True)
 class Call:
     """One request as a handler sees it: already authenticated, body already read (raw bytes)."""
 
     services: Services
+    spec: Spec
     method: str
     path_params: Mapping[str, str]
     query: QueryParams
     headers: Headers
     body: bytes
+
+    def parse_path(self) -> Any:
+        return parse(_declared(self.spec.path, "path"), self.path_params, "path")
+
+    def parse_query(self, data: Mapping[str, Any] | None = None) -> Any:
+        """The query as the route's query model (`data`: the query as a handler prepared it)."""
+        return parse(_declared(self.spec.query, "query"), dict(self.query) if data is None else data, "query")
+
+    def parse_headers(self) -> Any:
+        return parse(_declared(self.spec.headers, "headers"), dict(self.headers), "headers")
+
+    def parse_body(self, data: Any = None) -> Any:
+        """The JSON body as the route's body model (`data`: the body as a handler prepared it)."""
+        return parse(_declared(self.spec.body, "body"), self.json() if data is None else data, "body")
 
     def json(self) -> Any:
         """The body as JSON: 400 `invalid_body` when it is not JSON (an empty body reads as `{}`)."""
@@ -68,22 +99,43 @@ class Call:
         return out
 
 
+def _declared(model: type[BaseModel] | None, where: str) -> type[BaseModel]:
+    if model is None:
+        raise TypeError(f"the route parses its {where} but declares no {where} model in @endpoint(...)")
+    return model
+
+
 Handler = Callable[[Call], Any]
 
 
-def endpoint(handler: Handler | None = None, *, auth: bool = True, status: int = 200):
-    """Turn `handler(call) -> dict | Response` into a Starlette endpoint.
+def endpoint(
+    handler: Handler | None = None,
+    *,
+    auth: bool = True,
+    status: int = 200,
+    path: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    headers: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+):
+    """Turn `handler(call) -> dict | Response` into a Starlette endpoint carrying its `Spec` (`endpoint.spec`).
 
     Handlers are plain functions run in the thread pool: the store and Dagster's instance are blocking.
+    The first line of the handler's docstring is the operation's summary.
     """
 
     def wrap(fn: Handler) -> Callable[[Request], Any]:
+        summary = (fn.__doc__ or fn.__name__.replace("_", " ")).strip().splitlines()[0]
+        spec = Spec(summary, auth, status, path, query, headers, body, response)
+
         async def run(request: Request) -> Response:
             services: Services = request.app.state.services
             if auth:
                 authenticate(request.headers, services.secret_key)
             call = Call(
                 services=services,
+                spec=spec,
                 method=request.method,
                 path_params=request.path_params,
                 query=request.query_params,
@@ -95,6 +147,7 @@ def endpoint(handler: Handler | None = None, *, auth: bool = True, status: int =
 
         run.__name__ = fn.__name__
         run.__doc__ = fn.__doc__
+        run.spec = spec  # type: ignore[attr-defined]
         return run
 
     return wrap(handler) if handler is not None else wrap

@@ -61,6 +61,24 @@ def _problem(item: Mapping[str, Any], where: Where) -> dict[str, Any]:
     return {"code": item["type"], "message": message, "path": list(item["loc"])}
 
 
+class Problem(BaseModel):
+    code: str
+    message: str
+    path: list[str | int]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    errors: list[Problem]
+
+
+class ErrorBody(BaseModel):
+    """Every error: `{"error": {"code", "message", "errors": [{"code", "message", "path"}]}}`."""
+
+    error: ErrorDetail
+
+
 def error_body(code: str, message: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "errors": errors or []}}
 

@@ -1,4 +1,4 @@
-"""Field types shared by the request models: the names sync_pipeline validates itself, as pydantic types."""
+"""What the request and response models share: the names sync_pipeline validates itself, as pydantic types."""
 
 from __future__ import annotations
 
@@ -23,3 +23,9 @@ class Strict(BaseModel):
     """A request part where an unknown name is an error."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Success(BaseModel):
+    """The answer of a route that only acts: `{"success": true}`."""
+
+    success: bool

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from starlette.responses import Response
 from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, endpoint
-from sync_pipeline.api.errors import invalid, not_found, parse
+from sync_pipeline.api.errors import invalid, not_found
 from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict, Variant
 from sync_pipeline.sdk.declaration import MODEL_PATTERN, Integration
-from sync_pipeline.store import ChangeQuery, MalformedCursor, StoredRecord, StreamKey, utcnow
-from sync_pipeline.store.cursor import decode_cursor, encode_cursor
-from sync_pipeline.store.database import to_iso
-from sync_pipeline.store.records import ACTIONS
+from sync_pipeline.store import (
+    ACTIONS,
+    ChangeQuery,
+    MalformedCursor,
+    StoredRecord,
+    StreamKey,
+    decode_cursor,
+    encode_cursor,
+    to_iso,
+    utcnow,
+)
+from sync_pipeline.vocabulary import BASE_VARIANT
 
 MAX_LIMIT = 10_000
 MAX_IDS = 100
@@ -34,7 +42,11 @@ def _actions(value: Any) -> Any:
 
 
 Model = Annotated[str, Field(pattern=MODEL_PATTERN.pattern, max_length=255)]
-Actions = Annotated[tuple[str, ...], BeforeValidator(_actions)]
+Actions = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_actions),
+    WithJsonSchema({"type": "string", "description": "added, updated, deleted, or two joined by a comma; any case"}),
+]
 
 
 class StreamHeaders(Lenient):
@@ -44,26 +56,55 @@ class StreamHeaders(Lenient):
 
 class RecordsQuery(Strict):
     model: Model
-    variant: Variant = "base"
+    variant: Variant = BASE_VARIANT
     cursor: str | None = None
     limit: int = Field(100, ge=1, le=MAX_LIMIT)
     filter: Actions = ()
     modified_after: datetime | None = None
-    delta: datetime | None = None  # the old name of modified_after
+    delta: datetime | None = Field(None, deprecated=True, description="the old name of modified_after")
     ids: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(default_factory=list, max_length=MAX_IDS)
 
 
 class PruneBody(Lenient):
     model: Model
-    variant: Variant = "base"
+    variant: Variant = BASE_VARIANT
     until_cursor: str
     limit: int = Field(1000, ge=1, le=MAX_LIMIT)
 
 
-@endpoint
+class NangoMetadata(BaseModel):
+    first_seen_at: str
+    last_modified_at: str
+    last_action: Literal["ADDED", "UPDATED", "DELETED"]
+    deleted_at: str | None
+    pruned_at: str | None
+    cursor: str
+
+
+class Record(BaseModel):
+    """A stored record (its own fields too), with its id as a string and `_nango_metadata`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    nango_metadata: NangoMetadata = Field(alias="_nango_metadata")
+
+
+class RecordsPage(BaseModel):
+    records: list[Record]
+    next_cursor: str | None
+
+
+class PruneResult(BaseModel):
+    count: int
+    has_more: bool
+
+
+@endpoint(headers=StreamHeaders, query=RecordsQuery, response=RecordsPage)
 def list_records(call: Call) -> Response:
-    headers = parse(StreamHeaders, dict(call.headers), "headers")
-    query = parse(RecordsQuery, call.query_dict(repeatable=frozenset({"ids"})), "query")
+    """Changed records after a cursor, in the order of their last change."""
+    headers: StreamHeaders = call.parse_headers()
+    query: RecordsQuery = call.parse_query(call.query_dict(repeatable=frozenset({"ids"})))
     integration = call.services.integration(headers.provider_config_key)
     key = _stream(integration, headers.connection_id, query.model, query.variant)
     since = query.modified_after or query.delta
@@ -87,11 +128,11 @@ def list_records(call: Call) -> Response:
     return Response(body, media_type="application/json")
 
 
-@endpoint
+@endpoint(headers=StreamHeaders, body=PruneBody, response=PruneResult)
 def prune_records(call: Call) -> dict[str, Any]:
     """Empty the payload of records up to a cursor, keeping their metadata."""
-    headers = parse(StreamHeaders, dict(call.headers), "headers")
-    body = parse(PruneBody, call.json(), "body")
+    headers: StreamHeaders = call.parse_headers()
+    body: PruneBody = call.parse_body()
     integration = call.services.integration(headers.provider_config_key)
     key = _stream(integration, headers.connection_id, body.model, body.variant)
     until = _seq(body.until_cursor, "body", "until_cursor")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -22,9 +23,33 @@ def package_version() -> str:
         return "0+unknown"
 
 
-@endpoint(auth=False)
+class Links(BaseModel):
+    health: str
+    openapi: str
+    documentation: str
+
+
+class About(BaseModel):
+    name: str
+    version: str
+    description: str
+    links: Links
+    authentication: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: Literal["ok", "unreachable"]
+    version: str | None = None
+    error: str | None = None
+
+
+@endpoint(auth=False, response=About)
 def root(_call: Call) -> dict[str, Any]:
-    """Name, version and where to go next: a person opening the API's address in a browser lands here."""
+    """Name, version and links (no key needed).
+
+    A person opening the API's address in a browser lands here.
+    """
     return {
         "name": NAME,
         "version": package_version(),
@@ -38,9 +63,12 @@ def root(_call: Call) -> dict[str, Any]:
     }
 
 
-@endpoint(auth=False)
+@endpoint(auth=False, response=Health)
 def health(call: Call) -> JSONResponse:
-    """200 when the database answers, 503 (with the reason, no URL or secret) when it does not."""
+    """200 when the database answers, 503 when it does not (no key needed).
+
+    The 503 says why, without the database's URL or any secret.
+    """
     try:
         with call.services.store.engine.connect() as conn:
             conn.execute(text("SELECT 1"))

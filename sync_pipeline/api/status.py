@@ -3,25 +3,54 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 from dagster import AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
+from pydantic import BaseModel
 
-from sync_pipeline.orchestration.assets import DAGSTER_PARTITION_TAG, partition_id
+from sync_pipeline.orchestration.assets import partition_id
 from sync_pipeline.orchestration.failures import run_failure
-from sync_pipeline.orchestration.state import asset_key, read_partition_state
+from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
+from sync_pipeline.orchestration.state import last_run
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.frequency import describe_frequency
 from sync_pipeline.store import PartitionRow, from_iso
+from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, IN_FLIGHT
 
-_RUNNING = {
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.MANAGED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-    DagsterRunStatus.CANCELING,
-}
+class ChangeCountsView(BaseModel):
+    added: int
+    updated: int
+    deleted: int
+
+
+class SyncErrorView(BaseModel):
+    """Why a partition's latest run failed: the error's type and message (provider status, URL, cause)."""
+
+    type: str
+    message: str
+    run_id: str
+    failedAt: str | None
+
+
+class SyncStatus(BaseModel):
+    """One sync partition in `GET /sync/status`, in Nango's shape."""
+
+    id: str
+    connection_id: str
+    name: str
+    variant: str
+    type: str
+    status: Literal["RUNNING", "PAUSED", "STOPPED", "SUCCESS", "ERROR"]
+    finishedAt: str | None
+    nextScheduledSyncAt: str | None
+    frequency: str
+    latestResult: dict[str, ChangeCountsView]
+    latestExecutionStatus: str
+    recordCount: dict[str, int]
+    checkpoint: dict[str, Any] | None
+    error: SyncErrorView | None = None
+
+
 _FINISHED = {DagsterRunStatus.SUCCESS: "SUCCESS", DagsterRunStatus.FAILURE: "ERROR", DagsterRunStatus.CANCELED: "STOPPED"}
 
 
@@ -33,44 +62,46 @@ def partition_status(instance: DagsterInstance, sync: SyncDefinition, row: Parti
     )), None)
     if run is not None and run.create_timestamp.timestamp() < since:
         run = None  # a run of an earlier life of this partition key
-    execution = "STOPPED" if run is None else "RUNNING" if run.dagster_run.status in _RUNNING else _FINISHED.get(
+    execution = "STOPPED" if run is None else "RUNNING" if run.dagster_run.status in IN_FLIGHT else _FINISHED.get(
         run.dagster_run.status, "ERROR"
     )
     status = "PAUSED" if row.paused and execution != "RUNNING" else execution
     latest = {model: _latest_metadata(instance, sync, model, row.partition_key, since) for model in sync.model_names}
-    state = read_partition_state(instance, asset_key(sync.integration.name, sync.model_names[0]), row.partition_key, created)
+    previous = last_run(instance, asset_key(sync.integration.name, sync.model_names[0]), row.partition_key, created)
     first = latest[sync.model_names[0]]
     return {
         "id": partition_id(sync, row.partition_key),
         "connection_id": row.connection_id,
         "name": sync.name,
         "variant": row.variant,
-        "type": str(first.get("sync_type") or sync.sync_type.upper()),
+        "type": first.kind if first is not None else sync.sync_type.upper(),
         "status": status,
         "finishedAt": _iso(run.end_time) if run is not None and run.end_time else None,
         "nextScheduledSyncAt": None if row.paused else row.next_due_at,
         "frequency": describe_frequency(row.frequency_seconds or sync.frequency_seconds),
         "latestResult": {
-            model: {name: int(meta.get(name) or 0) for name in ("added", "updated", "deleted")}
+            model: {"added": meta.added, "updated": meta.updated, "deleted": meta.deleted}
             for model, meta in latest.items()
-            if meta
+            if meta is not None
         },
         "latestExecutionStatus": execution,
-        "recordCount": {model: int(meta.get("total_records") or 0) for model, meta in latest.items()},
-        "checkpoint": state.checkpoint,
+        "recordCount": {model: meta.total_records if meta else 0 for model, meta in latest.items()},
+        "checkpoint": previous.checkpoint if previous is not None else None,
         # Why the latest run failed (type, message with provider status, URL and cause), else null.
         "error": run_failure(instance, run.dagster_run.run_id).as_dict() if execution == "ERROR" and run else None,
     }
 
 
-def _latest_metadata(instance: DagsterInstance, sync: SyncDefinition, model: str, partition: str, since: float) -> dict[str, Any]:
+def _latest_metadata(
+    instance: DagsterInstance, sync: SyncDefinition, model: str, partition: str, since: float
+) -> RunMetadata | None:
     """The metadata of the model's newest materialization in this partition's current life (a run's or a webhook's)."""
     records = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=asset_key(sync.integration.name, model), asset_partitions=[partition]), limit=1
     ).records
-    if not records or records[0].timestamp < since or records[0].asset_event is None:
-        return {}
-    return {name: entry.value for name, entry in records[0].asset_event.metadata.items()}
+    if not records or records[0].timestamp < since:
+        return None
+    return RunMetadata.from_record(records[0])
 
 
 def _iso(timestamp: float) -> str:

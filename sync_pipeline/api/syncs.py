@@ -3,25 +3,24 @@ the scheduling sensor reads it each tick and launches the runs."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, Services, endpoint
-from sync_pipeline.api.errors import ApiError, invalid, not_found, parse
-from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict, Variant
-from sync_pipeline.api.status import partition_status
-from sync_pipeline.keys import BASE_VARIANT, InvalidPartitionKey, make_partition_key
+from sync_pipeline.api.errors import ApiError, invalid, not_found
+from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict, Success, Variant
+from sync_pipeline.api.status import SyncStatus, partition_status
+from sync_pipeline.keys import InvalidPartitionKey, make_partition_key
 from sync_pipeline.orchestration.assets import partition_id
 from sync_pipeline.orchestration.lifecycle import add_partition, remove_partition, variant_name
 from sync_pipeline.sdk.declaration import Integration, SyncDefinition
 from sync_pipeline.sdk.frequency import InvalidFrequency, describe_frequency, parse_frequency
-from sync_pipeline.store import PartitionRow, utcnow
-from sync_pipeline.store.partitions import CAPPED, EXISTS
+from sync_pipeline.store import PARTITION_CAPPED, PARTITION_EXISTS, PartitionRow, utcnow
+from sync_pipeline.vocabulary import BASE_VARIANT, MODE_CLEAR_CACHE, MODE_FULL_REFRESH, MODE_INCREMENTAL, RunModeName
 
 MAX_VARIANTS = 100  # per sync and connection, the base variant counted
-INCREMENTAL, FULL_REFRESH, CLEAR_CACHE = "incremental", "full_refresh", "full_refresh_and_clear_cache"
 
 
 def _sync_ref(value: Any) -> Any:
@@ -56,7 +55,11 @@ class Selection(Lenient):
 
 
 class StatusQuery(Selection):
-    syncs: Annotated[SyncRefs, BeforeValidator(_status_syncs)]
+    syncs: Annotated[
+        SyncRefs,
+        BeforeValidator(_status_syncs),
+        WithJsonSchema({"type": "string", "description": "* or a comma list of name or name::variant"}),
+    ]
 
 
 class TriggerOpts(Lenient):
@@ -66,16 +69,16 @@ class TriggerOpts(Lenient):
 
 class TriggerBody(Selection):
     opts: TriggerOpts = Field(default_factory=TriggerOpts)
-    sync_mode: Literal["incremental", "full_refresh", "full_refresh_and_clear_cache"] | None = None
+    sync_mode: RunModeName | None = None
     full_resync: bool = False
 
     @property
     def mode(self) -> str:
-        if self.opts.emptyCache or self.sync_mode == CLEAR_CACHE:
-            return CLEAR_CACHE
-        if self.opts.reset or self.full_resync or self.sync_mode == FULL_REFRESH:
-            return FULL_REFRESH
-        return INCREMENTAL
+        if self.opts.emptyCache or self.sync_mode == MODE_CLEAR_CACHE:
+            return MODE_CLEAR_CACHE
+        if self.opts.reset or self.full_resync or self.sync_mode == MODE_FULL_REFRESH:
+            return MODE_FULL_REFRESH
+        return MODE_INCREMENTAL
 
 
 class FrequencyBody(Lenient):
@@ -102,6 +105,25 @@ def with_headers(call: Call, data: Any) -> Any:
     return {**{k: v for k, v in from_headers.items() if v}, **data}
 
 
+class StatusList(BaseModel):
+    syncs: list[SyncStatus]
+
+
+class EffectiveFrequency(BaseModel):
+    frequency: str
+
+
+class CreatedVariant(BaseModel):
+    id: str
+    name: str
+    variant: str
+
+
+class VariantPath(Lenient):
+    name: str
+    variant: str
+
+
 Target = tuple[SyncDefinition, PartitionRow]
 
 
@@ -124,46 +146,48 @@ def select_partitions(services: Services, selection: Selection) -> list[Target]:
     return list(found.values())
 
 
-@endpoint
+@endpoint(body=TriggerBody, response=Success)
 def trigger(call: Call) -> dict[str, Any]:
-    """Ask for a run of each selected partition at the scheduler's next tick, in the requested mode."""
-    body = parse(TriggerBody, with_headers(call, call.json()), "body")
+    """Queue a run of each selected partition at the scheduler's next tick, in the requested mode."""
+    body: TriggerBody = call.parse_body(with_headers(call, call.json()))
     now = utcnow()
     for sync, row in select_partitions(call.services, body):
         call.services.store.partitions.trigger(row.integration, sync.name, row.partition_key, body.mode, now)
     return {"success": True}
 
 
-@endpoint
+@endpoint(body=Selection, response=Success)
 def pause(call: Call) -> dict[str, Any]:
+    """Pause the schedule of the selected partitions; a run in progress finishes."""
     return _set_paused(call, True)
 
 
-@endpoint
+@endpoint(body=Selection, response=Success)
 def start(call: Call) -> dict[str, Any]:
     """Resume the schedule; a partition that never ran becomes due at once."""
     return _set_paused(call, False)
 
 
 def _set_paused(call: Call, paused: bool) -> dict[str, Any]:
-    body = parse(Selection, with_headers(call, call.json()), "body")
+    body: Selection = call.parse_body(with_headers(call, call.json()))
     now = utcnow()
     for sync, row in select_partitions(call.services, body):
         call.services.store.partitions.set_paused(row.integration, sync.name, row.partition_key, paused, now)
     return {"success": True}
 
 
-@endpoint
+@endpoint(query=StatusQuery, response=StatusList)
 def status(call: Call) -> dict[str, Any]:
-    query = parse(StatusQuery, with_headers(call, dict(call.query)), "query")
+    """The status of the selected sync partitions."""
+    query: StatusQuery = call.parse_query(with_headers(call, dict(call.query)))
     targets = select_partitions(call.services, query)
     return {"syncs": [partition_status(call.services.instance, sync, row) for sync, row in targets]}
 
 
-@endpoint
+@endpoint(body=FrequencyBody, response=EffectiveFrequency)
 def update_frequency(call: Call) -> dict[str, Any]:
     """Set a partition's own frequency, or (null) return it to the sync's default."""
-    body = parse(FrequencyBody, with_headers(call, call.json()), "body")
+    body: FrequencyBody = call.parse_body(with_headers(call, call.json()))
     try:
         seconds = parse_frequency(body.frequency) if body.frequency is not None else None
     except InvalidFrequency as error:
@@ -181,29 +205,29 @@ def update_frequency(call: Call) -> dict[str, Any]:
     return {"frequency": describe_frequency(effective)}
 
 
-@endpoint
+@endpoint(path=VariantPath, body=VariantBody, response=CreatedVariant)
 def create_variant(call: Call) -> dict[str, Any]:
     """Add a variant of a sync for one connection: a new dynamic partition, scheduled like the base one."""
     variant = _variant(call)
-    body = parse(VariantBody, with_headers(call, call.json()), "body")
+    body: VariantBody = call.parse_body(with_headers(call, call.json()))
     services = call.services
     integration = services.integration(body.provider_config_key)
     sync = _sync(integration, call.path_params["name"], status=400)
     _require_connection(services, integration, body.connection_id)
     # Counted in the schedule table, the base variant included, under a lock on the connection.
     outcome = add_partition(services.instance, services.store, sync, body.connection_id, variant, cap=MAX_VARIANTS)
-    if outcome == EXISTS:
+    if outcome == PARTITION_EXISTS:
         raise ApiError(400, "sync_variant_already_exists", f"sync {sync.name!r} already has a variant {variant!r}")
-    if outcome == CAPPED:
+    if outcome == PARTITION_CAPPED:
         raise ApiError(400, "resource_capped", f"Maximum number of variants per sync ({MAX_VARIANTS}) reached")
     return {"id": partition_id(sync, make_partition_key(body.connection_id, variant)), "name": sync.name, "variant": variant}
 
 
-@endpoint
+@endpoint(path=VariantPath, body=VariantBody, response=Success)
 def delete_variant(call: Call) -> dict[str, Any]:
     """Remove a variant with its schedule, checkpoint and records."""
     variant = _variant(call)
-    body = parse(VariantBody, with_headers(call, call.json()), "body")
+    body: VariantBody = call.parse_body(with_headers(call, call.json()))
     services = call.services
     integration = services.integration(body.provider_config_key)
     sync = _sync(integration, call.path_params["name"], status=404)

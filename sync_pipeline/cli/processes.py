@@ -52,7 +52,7 @@ def initialize_storage() -> None:
     three processes migrating a fresh SQLite home at once collide (alembic: "expected to match one row")."""
     from dagster import DagsterInstance
 
-    from sync_pipeline.orchestration.resources import store_for
+    from sync_pipeline.store import store_for
     from sync_pipeline.settings import database_url
 
     with DagsterInstance.get():

@@ -9,15 +9,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from sync_pipeline.sdk import (
+    BASE_VARIANT,
     Integration,
     LinkPagination,
+    ProviderWebhookContext,
     SyncContext,
     SyncError,
-    UnknownWebhookConnection,
-    WebhookContext,
     WebhookRejected,
 )
-from sync_pipeline.store import Connection
 
 github = Integration(
     "github",
@@ -27,7 +26,6 @@ github = Integration(
 )
 
 PAGES = LinkPagination(limit_param="per_page", limit=100)
-BASE_VARIANT = "base"
 
 
 class GithubIssue(BaseModel):
@@ -102,39 +100,17 @@ def issues(ctx: SyncContext) -> None:
     params: dict[str, Any] = {"state": "all"}
     if ctx.last_sync_date:
         params["since"] = ctx.last_sync_date.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    names = repositories(ctx)
-    resume = ctx.get_checkpoint() or {}
-    if resume.get("repository") in names:  # repositories before it were finished by the crashed run
-        names = names[names.index(resume["repository"]) :]
-    for name in names:
-        start = resume.get("next") if name == resume.get("repository") else None
-        for page in ctx.paginate(f"/repos/{name}/issues", PAGES, params=params, start=start):
+    repository_of = {f"/repos/{name}/issues": name for name in repositories(ctx)}
+    for url in ctx.remaining(list(repository_of)):  # repositories before it were finished by a crashed run
+        for page in ctx.paginate(url, PAGES, params=params, checkpoint=True):
             # The issues endpoint also lists pull requests; they carry a `pull_request` key.
-            ctx.batch_save([to_issue(item, name) for item in page if "pull_request" not in item], GithubIssue)
-            if page.next:
-                ctx.save_checkpoint({"repository": name, "next": page.next})
-    ctx.clear_checkpoint()
-
-
-def signing_connection(ctx: WebhookContext) -> Connection:
-    """The connection whose `connection_config.webhook_secret` signed this delivery."""
-    connections = ctx.connections()
-    if not connections:
-        raise UnknownWebhookConnection("there is no github connection to receive this webhook")
-    for connection in connections:
-        secret = connection.config.get("webhook_secret")
-        if secret and ctx.signed_with(str(secret), "X-Hub-Signature-256"):
-            return connection
-    raise WebhookRejected(
-        "X-Hub-Signature-256 does not match the connection_config.webhook_secret of any github connection",
-        status=401,
-    )
+            ctx.batch_save([to_issue(item, repository_of[url]) for item in page if "pull_request" not in item], GithubIssue)
 
 
 @github.webhook
-def on_webhook(ctx: WebhookContext) -> None:
+def on_webhook(ctx: ProviderWebhookContext) -> None:
     """`issues` events from a repository webhook: the issue is saved, or deleted, in the base variant."""
-    connection = signing_connection(ctx)  # verify before reading anything, even a ping
+    connection = ctx.connection_signed_by("X-Hub-Signature-256")  # verify before reading anything, even a ping
     if ctx.headers.get("x-github-event") != "issues":
         return  # ping and every other event: acknowledged, nothing to store
     payload = ctx.json()

@@ -7,8 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sync_pipeline.sdk import Integration, NextUrlPagination, SyncContext, SyncError
-from sync_pipeline.store import Connection
+from sync_pipeline.sdk import Connection, Integration, NextUrlPagination, SyncContext, SyncError
 
 API_VERSION = "v60.0"
 

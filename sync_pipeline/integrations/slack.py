@@ -70,9 +70,5 @@ def is_bot(member: dict[str, Any]) -> bool:
 def users(ctx: SyncContext) -> None:
     """Every member of the workspace; bots only when metadata says {"include_bots": true}."""
     include_bots = ctx.get_metadata().get("include_bots") is True
-    checkpoint = ctx.get_checkpoint() or {}
-    for page in ctx.paginate("/users.list", PAGES, data_path="members", start=checkpoint.get("cursor")):
+    for page in ctx.paginate("/users.list", PAGES, data_path="members", checkpoint=True):
         ctx.batch_save([to_user(m) for m in page if include_bots or not is_bot(m)], SlackUser)
-        if page.next:
-            ctx.save_checkpoint({"cursor": page.next})
-    ctx.clear_checkpoint()

@@ -1,4 +1,4 @@
-"""The Dagster side: sync assets and jobs, the scheduling and webhook sensors, built from a registry."""
+"""The Dagster side: sync assets and jobs, the scheduling and notifications sensors, built from a registry."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sync_pipeline.orchestration.analytics import issue_state_counts
 from sync_pipeline.orchestration.assets import build_sync_assets
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.scheduling import build_scheduling_sensor
-from sync_pipeline.orchestration.webhooks import build_webhook_sensor
+from sync_pipeline.orchestration.notifications import build_notifications_sensor
 from sync_pipeline.sdk.declaration import Registry
 
 
@@ -22,7 +22,7 @@ def build_definitions(registry: Registry, *, database_url: str | None = None) ->
     issues = registry.find_sync("github", "issues")
     if issues is not None:  # the example downstream asset, where its upstream exists
         assets.append(issue_state_counts(issues))
-    sensors = [build_webhook_sensor(registry)]
+    sensors = [build_notifications_sensor(registry)]
     if jobs:  # the scheduler targets the sync jobs; with none there is nothing to schedule
         sensors.append(build_scheduling_sensor(registry, jobs))
     return Definitions(

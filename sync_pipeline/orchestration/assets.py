@@ -26,21 +26,14 @@ from sync_pipeline.keys import InvalidPartitionKey, make_partition_key, parse_pa
 from sync_pipeline.orchestration.checks import check_results, check_specs
 from sync_pipeline.orchestration.failures import ERROR_TYPE_KEY
 from sync_pipeline.orchestration.resources import SyncPipelineResource
-from sync_pipeline.orchestration.state import (
-    asset_key,
-    checkpoint_observation,
-    materialization_metadata,
-    read_partition_state,
-)
+from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
+from sync_pipeline.orchestration.state import read_partition_state
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.errors import describe_error
 from sync_pipeline.sdk.runner import RunMode, run_sync
 from sync_pipeline.store import from_iso, utcnow
+from sync_pipeline.vocabulary import CONNECTION_TAG, MODE_INCREMENTAL, MODE_TAG, PARTITION_TAG
 
-MODE_TAG = "sync_pipeline/mode"
-PARTITION_TAG = "sync_pipeline/partition"
-DAGSTER_PARTITION_TAG = "dagster/partition"  # set by Dagster on every run of a partition
-CONNECTION_TAG = "sync_pipeline/connection"
 RESOURCE_KEY = "sync_pipeline"
 
 
@@ -49,7 +42,7 @@ def partition_id(sync: SyncDefinition, partition_key: str) -> str:
     return f"{sync.qualified_name}/{partition_key}"
 
 
-def run_tags(sync: SyncDefinition, connection_id: str, variant: str, mode: str = "incremental") -> dict[str, str]:
+def run_tags(sync: SyncDefinition, connection_id: str, variant: str, mode: str = MODE_INCREMENTAL) -> dict[str, str]:
     """Tags of a sync run: its mode, and the keys `dagster.yaml` limits concurrency by."""
     return {
         MODE_TAG: mode,
@@ -121,14 +114,18 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
             description=f"partition {partition!r}: connection {connection_id!r} of integration "
             f"{sync.integration.name!r} does not exist; create it first (POST /connections)"
         )
-    store.partitions.ensure(sync.integration.name, sync.name, connection_id, variant, utcnow(), due_now=False)
-    row = store.partitions.get(sync.integration.name, sync.name, partition)
-    first_key = asset_key(sync.integration.name, sync.model_names[0])
-    state = read_partition_state(context.instance, first_key, partition, from_iso(row.created_at))
-    mode_name = context.run.tags.get(MODE_TAG, "incremental")
+    integration = sync.integration.name
+    store.partitions.ensure(integration, sync.name, connection_id, variant, utcnow(), due_now=False)
+    row = store.partitions.get(integration, sync.name, partition)
+    progress = store.partitions.progress(integration, sync.name, partition)
+    first_key = asset_key(integration, sync.model_names[0])
+    state = read_partition_state(context.instance, first_key, partition, from_iso(row.created_at), progress)
+    mode_name = context.run.tags.get(MODE_TAG, MODE_INCREMENTAL)
 
     def on_checkpoint(checkpoint, generation, started_at) -> None:
-        context.log_event(checkpoint_observation(first_key, partition, checkpoint, generation, started_at))
+        store.partitions.save_progress(
+            integration, sync.name, partition, generation=generation, started_at=started_at, checkpoint=checkpoint
+        )
 
     try:
         outcome = run_sync(
@@ -144,12 +141,14 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
     except Exception as error:  # noqa: BLE001 - every failure reaches people as its type and message
         raise Failure(description=describe_error(error), metadata={ERROR_TYPE_KEY: type(error).__name__}) from error
     for model in sync.model_names:
-        key = asset_key(sync.integration.name, model)
+        key = asset_key(integration, model)
         yield MaterializeResult(
             asset_key=key,
-            metadata=materialization_metadata(outcome, model, connection_id, variant, mode_name),
+            metadata=RunMetadata.of_run(outcome, model, connection_id, variant, mode_name).to_dagster(),
             check_results=check_results(key, outcome, model),
         )
+    # Dagster has stored the materializations (and so the run's final checkpoint) before resuming us here.
+    store.partitions.clear_progress(integration, sync.name, partition, outcome.generation)
 
 
 def _table_schema(model: type[BaseModel]) -> TableSchema:

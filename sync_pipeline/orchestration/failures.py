@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from sync_pipeline.store import from_iso
+from sync_pipeline.vocabulary import CONNECTION_TAG, PARTITION_TAG
 
 ERROR_TYPE_KEY = "error_type"  # metadata of the Failure a sync run raises: the original exception's class
 
@@ -70,8 +71,6 @@ def connection_errors(instance: DagsterInstance, connections: list[tuple[str, st
     `connections` holds (integration, connection_id, created_at ISO). Two queries in all: the recent failed runs of
     these connections, then the successful runs after them (a partition that succeeded since is fine again).
     """
-    from sync_pipeline.orchestration.assets import CONNECTION_TAG, PARTITION_TAG  # assets imports this module
-
     created = {f"{integration}/{connection_id}": created_at for integration, connection_id, created_at in connections}
     if not created:
         return {}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dagster import DagsterInstance
 
-from sync_pipeline.keys import BASE_VARIANT, make_partition_key, validate_variant
+from sync_pipeline.keys import make_partition_key, validate_variant
 from sync_pipeline.sdk.declaration import Integration, SyncDefinition
-from sync_pipeline.store import Connection, Store, StreamKey, utcnow
-from sync_pipeline.store.partitions import CAPPED
+from sync_pipeline.store import PARTITION_CAPPED, Connection, Store, StreamKey, utcnow
+from sync_pipeline.vocabulary import BASE_VARIANT
 
 
 def add_partition(
@@ -27,7 +27,7 @@ def add_partition(
         sync.integration.name, sync.name, connection_id, variant, utcnow(), due_now=sync.auto_start, cap=cap
     )
     key = make_partition_key(connection_id, variant)
-    if outcome != CAPPED and not instance.has_dynamic_partition(sync.qualified_name, key):
+    if outcome != PARTITION_CAPPED and not instance.has_dynamic_partition(sync.qualified_name, key):
         instance.add_dynamic_partitions(sync.qualified_name, [key])
     return outcome
 

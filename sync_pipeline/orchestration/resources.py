@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from sync_pipeline.settings import database_url
-from sync_pipeline.store import Store, StreamKey
+from sync_pipeline.store import Store, StreamKey, store_for
+from sync_pipeline.vocabulary import BASE_VARIANT
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-@lru_cache(maxsize=8)
-def store_for(url: str) -> Store:
-    """One store (one engine and pool) per database URL and process."""
-    return Store.from_url(url)
-
 
 class SyncPipelineResource(ConfigurableResource):
     """Where the records cache and connections live (default: SYNC_PIPELINE_DATABASE_URL, else SQLite)."""
@@ -29,6 +22,6 @@ class SyncPipelineResource(ConfigurableResource):
     def store(self) -> Store:
         return store_for(self.database_url or database_url())
 
-    def records_frame(self, integration: str, model: str, connection_id: str, variant: str = "base") -> "pd.DataFrame":
+    def records_frame(self, integration: str, model: str, connection_id: str, variant: str = BASE_VARIANT) -> "pd.DataFrame":
         """The current (non-deleted) records of one model of one partition, as a DataFrame."""
         return self.store().records.dataframe(StreamKey(integration, connection_id, model, variant))

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 
 from dagster import (
     DagsterInstance,
-    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
@@ -19,13 +18,13 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from sync_pipeline.keys import InvalidPartitionKey, parse_partition_key
-from sync_pipeline.orchestration.assets import DAGSTER_PARTITION_TAG, partition_id, run_tags
+from sync_pipeline.orchestration.assets import partition_id, run_tags
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.sdk.declaration import Registry, SyncDefinition
 from sync_pipeline.store import PartitionRow, Store, from_iso, utcnow
+from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, IN_FLIGHT, MODE_INCREMENTAL
 
 SENSOR_NAME = "sync_pipeline_scheduler"
-IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 # A row written just before its Dagster partition (lifecycle.add_partition writes the row first) is not orphaned yet.
 ORPHAN_GRACE = timedelta(seconds=60)
 
@@ -83,7 +82,7 @@ def evaluate_schedule(instance: DagsterInstance, store: Store, registry: Registr
 
 
 def run_request(sync: SyncDefinition, row: PartitionRow) -> RunRequest:
-    mode = row.trigger_mode or "incremental"
+    mode = row.trigger_mode or MODE_INCREMENTAL
     # Unique per request: the daemon drops a run_key it has seen, so a later due time or trigger needs a new one.
     moment = row.triggered_at if row.trigger_mode else row.next_due_at
     return RunRequest(
@@ -130,7 +129,7 @@ def _ensure(store: Store, sync: SyncDefinition, key: str, now: datetime) -> bool
 
 def runs_in_flight(instance: DagsterInstance, job_names: set[str]) -> set[tuple[str, str]]:
     """(job name, partition key) of every queued or running sync run, in one query."""
-    records = instance.get_run_records(RunsFilter(statuses=IN_FLIGHT))
+    records = instance.get_run_records(RunsFilter(statuses=list(IN_FLIGHT)))
     return {
         (record.dagster_run.job_name, record.dagster_run.tags.get(DAGSTER_PARTITION_TAG))
         for record in records

@@ -13,9 +13,13 @@ from sync_pipeline.sdk.pagination import (
     Page,
     PagePagination,
 )
-from sync_pipeline.sdk.webhooks import UnknownWebhookConnection, WebhookContext, WebhookRejected
+from sync_pipeline.sdk.provider_webhooks import ProviderWebhookContext, UnknownWebhookConnection, WebhookRejected
+from sync_pipeline.store import Connection
+from sync_pipeline.vocabulary import BASE_VARIANT
 
 __all__ = [
+    "BASE_VARIANT",
+    "Connection",
     "CursorPagination",
     "Integration",
     "InvalidFrequency",
@@ -31,7 +35,7 @@ __all__ = [
     "SyncDefinition",
     "SyncError",
     "UnknownWebhookConnection",
-    "WebhookContext",
+    "ProviderWebhookContext",
     "WebhookRejected",
     "describe_frequency",
     "parse_frequency",

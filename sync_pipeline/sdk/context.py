@@ -24,6 +24,8 @@ Checkpoint = dict[str, str | int | float | bool]
 CHECKPOINT_MAX_KEYS = 16
 CHECKPOINT_MAX_STRING = 4000
 RECORD_ID_MAX = 255
+# The keys `paginate(..., checkpoint=True)` keeps in the checkpoint: which URL, and where its next page starts.
+PAGINATE_URL, PAGINATE_NEXT = "paginate_url", "paginate_next"
 
 
 @dataclass
@@ -38,8 +40,110 @@ class RunLedger:
         self.counts[model] += counts
 
 
+class RecordWriter:
+    """Validates, prepares and writes a sync's records into the cache, counting what changed in a ledger.
+
+    One writer serves a sync run (through `SyncContext`) or a provider webhook (through
+    `ProviderWebhookContext`, with one writer per connection and sync).
+    """
+
+    def __init__(
+        self,
+        sync: SyncDefinition,
+        connection_id: str,
+        variant: str,
+        cache: RecordsCache,
+        *,
+        generation: str | None,
+        log: logging.Logger | Any,
+        ledger: RunLedger | None = None,
+    ) -> None:
+        self.sync = sync
+        self.connection_id = connection_id
+        self.variant = variant
+        self.ledger = ledger or RunLedger()
+        self._cache = cache
+        self._generation = generation
+        self._log = log
+
+    def stream(self, model: str | type[BaseModel]) -> StreamKey:
+        name = model if isinstance(model, str) else model.__name__
+        return StreamKey(self.sync.integration.name, self.connection_id, name, self.variant)
+
+    def save(self, records: Sequence[Mapping[str, Any] | BaseModel], model: str | type[BaseModel]) -> int:
+        """Returns how many valid records were written (changed or not)."""
+        model_cls = self.sync.model(model)
+        prepared = self._prepare(model_cls, records)
+        key = self.stream(model_cls)
+        self.ledger.add(key.model, ChangeCounts())
+        if prepared:
+            self.ledger.add(key.model, self._cache.save(key, prepared, utcnow(), generation=self._generation))
+        return len(prepared)
+
+    def update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> int:
+        """Returns how many partial records were merged (unknown ids included)."""
+        model_cls = self.sync.model(model)
+        missing = [index for index, partial in enumerate(partials) if "id" not in partial]
+        if missing:
+            raise SyncError(f"batch_update of {model_cls.__name__}: records at positions {missing[:5]} have no 'id'")
+        key = self.stream(model_cls)
+        counts = self._cache.merge(key, [dict(p) for p in partials], lambda rows: self._prepare(model_cls, rows), utcnow())
+        self.ledger.add(key.model, counts)
+        return len(partials)
+
+    def delete(self, ids_or_records: Iterable[str | int | Mapping[str, Any]], model: str | type[BaseModel]) -> None:
+        model_cls = self.sync.model(model)
+        ids = [str(item["id"]) if isinstance(item, Mapping) else str(item) for item in ids_or_records]
+        key = self.stream(model_cls)
+        self.ledger.add(key.model, ChangeCounts(deleted=self._cache.delete(key, ids, utcnow())))
+
+    def _prepare(
+        self, model_cls: type[BaseModel], records: Sequence[Mapping[str, Any] | BaseModel]
+    ) -> list[PreparedRecord]:
+        """Validate, drop duplicate ids, serialise and hash: the per-record work of every save."""
+        prepared: dict[str, PreparedRecord] = {}
+        duplicates: list[str] = []
+        to_json = model_cls.__pydantic_serializer__.to_json
+        blake2b = hashlib.blake2b
+        for instance in self._validate(model_cls, records):
+            record_id = str(instance.id)  # type: ignore[attr-defined]
+            if record_id in prepared:
+                duplicates.append(record_id)
+            elif 0 < len(record_id) <= RECORD_ID_MAX:
+                payload = to_json(instance)
+                prepared[record_id] = PreparedRecord(record_id, payload.decode(), blake2b(payload, digest_size=16).hexdigest())
+            else:
+                self._reject(model_cls, instance, f"field 'id': must be 1 to {RECORD_ID_MAX} characters")
+        if duplicates:
+            self._log.warning(
+                f"{model_cls.__name__}: {len(duplicates)} duplicate id(s) in one batch kept their first record: "
+                f"{duplicates[:10]}"
+            )
+        return list(prepared.values())
+
+    def _validate(self, model_cls: type[BaseModel], records: Sequence[Mapping[str, Any] | BaseModel]) -> list[BaseModel]:
+        """The valid records as model instances: the whole batch in one call, record by record on failure."""
+        try:
+            return _list_adapter(model_cls).validate_python(records)
+        except ValidationError:
+            pass
+        valid = []
+        for record in records:
+            try:
+                valid.append(model_cls.model_validate(record))
+            except ValidationError as error:
+                self._reject(model_cls, record, _describe_validation_error(error))
+        return valid
+
+    def _reject(self, model_cls: type[BaseModel], record: Any, reason: str) -> None:
+        model = model_cls.__name__
+        self.ledger.invalid[model] = self.ledger.invalid.get(model, 0) + 1
+        record_id = record.get("id") if isinstance(record, Mapping) else getattr(record, "id", None)
+        self._log.warning(f"invalid {model} record id={record_id!r} not saved: {reason}")
+
+
 class SyncContext:
-    """The context of one run of one sync for one connection and variant."""
+    """The context of one run of one sync for one connection and variant; closes its HTTP client on exit."""
 
     def __init__(
         self,
@@ -61,13 +165,27 @@ class SyncContext:
         self.variant = variant
         self.last_sync_date = last_sync_date
         self.log = log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}")
-        self.ledger = RunLedger()
+        self._writer = RecordWriter(sync, connection.connection_id, variant, cache, generation=generation, log=self.log)
         self.progress = progress or Progress(sync.name, self.log)
-        self._cache = cache
         self._checkpoint = checkpoint
         self._on_checkpoint = on_checkpoint
-        self._generation = generation
         self._transport = transport
+
+    def __enter__(self) -> "SyncContext":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the provider client, if the run opened one."""
+        if "http" in self.__dict__:
+            self.http.close()
+
+    @property
+    def ledger(self) -> RunLedger:
+        """What this run changed so far, per model."""
+        return self._writer.ledger
 
     # -- the provider --------------------------------------------------------------------------
 
@@ -90,11 +208,42 @@ class SyncContext:
         params: Mapping[str, Any] | None = None,
         data_path: str | None = None,
         start: Any = None,
+        checkpoint: bool = False,
     ) -> Iterator[Page]:
-        """Pages of `url`'s items (found at `data_path` in each body); `start` resumes from a `Page.next`."""
-        for page in paginator.pages(self.http, url, dict(params or {}), data_path, start):
+        """Pages of `url`'s items (found at `data_path` in each body); `start` resumes from a `Page.next`.
+
+        With `checkpoint=True` the page cursor is checkpointed once each page has been handled, a run that
+        crashed resumes `url` after the last page it handled, and the cursor is cleared when `url` is done.
+        """
+        if not checkpoint:
+            return self._counted(paginator.pages(self.http, url, dict(params or {}), data_path, start))
+        return self._counted(self._checkpointed_pages(url, paginator, dict(params or {}), data_path))
+
+    def _counted(self, pages: Iterator[Page]) -> Iterator[Page]:
+        """The pages, each counted into the run's progress as it arrives."""
+        for page in pages:
             self.progress.page(len(page))
             yield page
+
+    def remaining(self, urls: Sequence[str]) -> list[str]:
+        """`urls` from the one a crashed run was paging through with `checkpoint=True` (before it: done)."""
+        paging = (self._checkpoint or {}).get(PAGINATE_URL)
+        return list(urls[urls.index(paging) :]) if paging in urls else list(urls)
+
+    def _checkpointed_pages(
+        self, url: str, paginator: Paginator, params: dict[str, Any], data_path: str | None
+    ) -> Iterator[Page]:
+        saved = self._checkpoint or {}
+        start = saved.get(PAGINATE_NEXT) if saved.get(PAGINATE_URL) == url else None
+        for page in paginator.pages(self.http, url, params, data_path, start):
+            yield page  # the sync handles the page before the generator resumes: only then is it done
+            if page.next is not None:
+                self.save_checkpoint({**(self._checkpoint or {}), PAGINATE_URL: url, PAGINATE_NEXT: page.next})
+        rest = {k: v for k, v in (self._checkpoint or {}).items() if k not in (PAGINATE_URL, PAGINATE_NEXT)}
+        if rest:
+            self.save_checkpoint(rest)
+        elif self._checkpoint is not None:
+            self.clear_checkpoint()
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -130,78 +279,15 @@ class SyncContext:
 
     def batch_save(self, records: Sequence[Mapping[str, Any] | BaseModel], model: str | type[BaseModel]) -> None:
         """Validate and save records; identical ones are no change, a duplicate id keeps the first."""
-        model_cls = self.sync.model(model)
-        prepared = self._prepare(model_cls, records)
-        key = self._stream(model_cls)
-        self.ledger.add(key.model, ChangeCounts())
-        if prepared:
-            self.ledger.add(key.model, self._cache.save(key, prepared, utcnow(), generation=self._generation))
-            self.progress.saved_records(len(prepared))
+        self.progress.saved_records(self._writer.save(records, model))
 
     def batch_update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         """Merge partial records (each with its `id`) into the stored ones; unknown ids are skipped."""
-        model_cls = self.sync.model(model)
-        missing = [index for index, partial in enumerate(partials) if "id" not in partial]
-        if missing:
-            raise SyncError(f"batch_update of {model_cls.__name__}: records at positions {missing[:5]} have no 'id'")
-        key = self._stream(model_cls)
-        counts = self._cache.merge(key, [dict(p) for p in partials], lambda rows: self._prepare(model_cls, rows), utcnow())
-        self.ledger.add(key.model, counts)
-        self.progress.saved_records(len(partials))
+        self.progress.saved_records(self._writer.update(partials, model))
 
     def batch_delete(self, ids_or_records: Iterable[str | int | Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         """Mark records deleted (soft delete): they stay readable with `last_action: DELETED`."""
-        model_cls = self.sync.model(model)
-        ids = [str(item["id"]) if isinstance(item, Mapping) else str(item) for item in ids_or_records]
-        key = self._stream(model_cls)
-        self.ledger.add(key.model, ChangeCounts(deleted=self._cache.delete(key, ids, utcnow())))
-
-    def _stream(self, model_cls: type[BaseModel]) -> StreamKey:
-        return StreamKey(self.sync.integration.name, self.connection.connection_id, model_cls.__name__, self.variant)
-
-    def _prepare(
-        self, model_cls: type[BaseModel], records: Sequence[Mapping[str, Any] | BaseModel]
-    ) -> list[PreparedRecord]:
-        """Validate, drop duplicate ids, serialise and hash: the per-record work of every save."""
-        prepared: dict[str, PreparedRecord] = {}
-        duplicates: list[str] = []
-        to_json = model_cls.__pydantic_serializer__.to_json
-        blake2b = hashlib.blake2b
-        for instance in self._validate(model_cls, records):
-            record_id = str(instance.id)  # type: ignore[attr-defined]
-            if record_id in prepared:
-                duplicates.append(record_id)
-            elif 0 < len(record_id) <= RECORD_ID_MAX:
-                payload = to_json(instance)
-                prepared[record_id] = PreparedRecord(record_id, payload.decode(), blake2b(payload, digest_size=16).hexdigest())
-            else:
-                self._reject(model_cls, instance, f"field 'id': must be 1 to {RECORD_ID_MAX} characters")
-        if duplicates:
-            self.log.warning(
-                f"{model_cls.__name__}: {len(duplicates)} duplicate id(s) in one batch kept their first record: "
-                f"{duplicates[:10]}"
-            )
-        return list(prepared.values())
-
-    def _validate(self, model_cls: type[BaseModel], records: Sequence[Mapping[str, Any] | BaseModel]) -> list[BaseModel]:
-        """The valid records as model instances: the whole batch in one call, record by record on failure."""
-        try:
-            return _list_adapter(model_cls).validate_python(records)
-        except ValidationError:
-            pass
-        valid = []
-        for record in records:
-            try:
-                valid.append(model_cls.model_validate(record))
-            except ValidationError as error:
-                self._reject(model_cls, record, _describe_validation_error(error))
-        return valid
-
-    def _reject(self, model_cls: type[BaseModel], record: Any, reason: str) -> None:
-        model = model_cls.__name__
-        self.ledger.invalid[model] = self.ledger.invalid.get(model, 0) + 1
-        record_id = record.get("id") if isinstance(record, Mapping) else getattr(record, "id", None)
-        self.log.warning(f"invalid {model} record id={record_id!r} not saved: {reason}")
+        self._writer.delete(ids_or_records, model)
 
 
 @lru_cache(maxsize=256)

@@ -6,20 +6,20 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import BaseModel
 
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.frequency import parse_frequency
+from sync_pipeline.vocabulary import SYNC_TYPES, SyncType
 
 if TYPE_CHECKING:
     from sync_pipeline.sdk.context import SyncContext
-    from sync_pipeline.sdk.webhooks import WebhookContext
+    from sync_pipeline.sdk.provider_webhooks import ProviderWebhookContext
     from sync_pipeline.store import Connection
 
-SyncType = Literal["full", "incremental"]
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 MODEL_PATTERN = re.compile(r"^[A-Z][a-zA-Z0-9_-]+$")
 
@@ -67,7 +67,7 @@ class SyncDefinition:
         raise SyncError(f"sync {self.qualified_name!r} has no model {wanted!r}; its models: {self.model_names}")
 
 
-WebhookHandler = Callable[["WebhookContext"], None]
+WebhookHandler = Callable[["ProviderWebhookContext"], None]
 
 
 class Integration:
@@ -123,7 +123,7 @@ class Integration:
     ) -> Callable[[Callable[["SyncContext"], None]], SyncDefinition]:
         """Declare a sync: the decorated function receives a `SyncContext` and saves batches of records."""
         models = tuple(models)
-        if sync_type not in ("full", "incremental"):
+        if sync_type not in SYNC_TYPES:
             raise SyncError(f"sync_type must be 'full' or 'incremental', not {sync_type!r}")
         if track_deletes and sync_type != "full":
             raise SyncError("track_deletes needs a full refresh sync: an incremental run does not see every record")

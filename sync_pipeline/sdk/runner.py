@@ -15,8 +15,7 @@ from sync_pipeline.sdk.context import Checkpoint, SyncContext
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.progress import Progress, ProgressSink
 from sync_pipeline.store import ChangeCounts, Connection, RecordsCache, StreamKey, utcnow
-
-INITIAL, INCREMENTAL, FULL = "INITIAL", "INCREMENTAL", "FULL"
+from sync_pipeline.vocabulary import FULL, INCREMENTAL, INITIAL, MODE_CLEAR_CACHE, MODE_FULL_REFRESH
 
 
 @dataclass(frozen=True)
@@ -47,14 +46,14 @@ class RunMode:
     @classmethod
     def from_name(cls, name: str | None) -> "RunMode":
         return {
-            "full_refresh": cls(reset=True),
-            "full_refresh_and_clear_cache": cls(reset=True, clear_cache=True),
-        }.get(name or "incremental", cls())
+            MODE_FULL_REFRESH: cls(reset=True),
+            MODE_CLEAR_CACHE: cls(reset=True, clear_cache=True),
+        }.get(name or "", cls())
 
 
 @dataclass
 class RunOutcome:
-    sync_type: str
+    kind: str  # INITIAL, INCREMENTAL or FULL
     started_at: datetime
     generation: str
     checkpoint_from: Checkpoint | None
@@ -95,7 +94,7 @@ def run_sync(
             cache.clear(key)
     low_watermarks = {model: cache.last_seq(key) for model, key in streams.items()}
 
-    ctx = SyncContext(
+    with SyncContext(
         sync=sync,
         connection=connection,
         variant=variant,
@@ -107,19 +106,17 @@ def run_sync(
         log=log,
         transport=transport,
         progress=Progress(sync.name, log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}"), sink=on_progress),
-    )
-    try:
-        sync.fn(ctx)
-    finally:
-        if "http" in ctx.__dict__:
-            ctx.http.close()
-        ctx.progress.report()  # the last line says where the run got, finished or not
+    ) as ctx:
+        try:
+            sync.fn(ctx)
+        finally:
+            ctx.progress.report()  # the last line says where the run got, finished or not
     if sync.track_deletes:
         for model, key in streams.items():
             ctx.ledger.add(model, ChangeCounts(deleted=cache.delete_unseen(key, generation, started_at, utcnow())))
 
     return RunOutcome(
-        sync_type=INITIAL if state.last_sync_date is None else (FULL if sync.sync_type == "full" else INCREMENTAL),
+        kind=INITIAL if state.last_sync_date is None else (FULL if sync.sync_type == "full" else INCREMENTAL),
         started_at=started_at,
         generation=generation,
         checkpoint_from=checkpoint_from,

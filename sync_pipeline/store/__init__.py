@@ -1,17 +1,37 @@
-"""The sync_pipeline database: records cache, connections, partition schedule state, webhook delivery log."""
+"""The sync_pipeline database: records cache, connections, partition schedule state, webhook delivery log.
+
+Every table is the store's own; other packages use only the names exported here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from sqlalchemy import Engine
 
-from sync_pipeline.store.connections import Connection, ConnectionStore, CredentialsError
-from sync_pipeline.store.cursor import MalformedCursor, decode_cursor, encode_cursor
-from sync_pipeline.store.database import create_database_engine, from_iso, to_iso, utcnow
-from sync_pipeline.store.partitions import PartitionRow, PartitionStore
-from sync_pipeline.store.records import (
+from sync_pipeline.store._connections import Connection, ConnectionStore, CredentialsError
+from sync_pipeline.store._cursor import MalformedCursor, decode_cursor, encode_cursor
+from sync_pipeline.store._database import create_database_engine, from_iso, to_iso, utcnow
+from sync_pipeline.store._deliveries import (
+    DELIVERED,
+    FAILED,
+    MAX_DELIVERY_ATTEMPTS,
+    PENDING,
+    Attempt,
+    Delivery,
+    DeliveryLog,
+)
+from sync_pipeline.store._partitions import (
+    PARTITION_ADDED,
+    PARTITION_CAPPED,
+    PARTITION_EXISTS,
+    PartitionRow,
+    PartitionStore,
+    RunProgress,
+)
+from sync_pipeline.store._records import (
+    ACTIONS,
     ADDED,
     DELETED,
     UPDATED,
@@ -22,6 +42,7 @@ from sync_pipeline.store.records import (
     StoredRecord,
     StreamKey,
 )
+from sync_pipeline.store._schema import metadata as schema
 
 
 @dataclass
@@ -46,27 +67,59 @@ class Store:
     def partitions(self) -> PartitionStore:
         return PartitionStore(self.engine)
 
+    @cached_property
+    def deliveries(self) -> DeliveryLog:
+        return DeliveryLog(self.engine)
+
+    def empty(self) -> None:
+        """Delete every row of every table (tests and benchmarks start from nothing)."""
+        with self.engine.begin() as conn:
+            for table in reversed(schema.sorted_tables):
+                conn.execute(table.delete())
+        if "records" in self.__dict__:
+            self.records.forget_streams()
+
+
+@lru_cache(maxsize=8)
+def store_for(url: str) -> Store:
+    """One store (one engine and pool) per database URL and process."""
+    return Store.from_url(url)
+
 
 __all__ = [
+    "ACTIONS",
     "ADDED",
     "DELETED",
+    "DELIVERED",
+    "FAILED",
+    "MAX_DELIVERY_ATTEMPTS",
+    "PARTITION_ADDED",
+    "PARTITION_CAPPED",
+    "PARTITION_EXISTS",
+    "PENDING",
     "UPDATED",
+    "Attempt",
     "ChangeCounts",
     "ChangeQuery",
     "Connection",
     "ConnectionStore",
     "CredentialsError",
+    "Delivery",
+    "DeliveryLog",
     "MalformedCursor",
     "PartitionRow",
     "PartitionStore",
     "PreparedRecord",
     "RecordsCache",
+    "RunProgress",
     "Store",
     "StoredRecord",
     "StreamKey",
     "decode_cursor",
     "encode_cursor",
     "from_iso",
+    "schema",
+    "store_for",
     "to_iso",
     "utcnow",
 ]

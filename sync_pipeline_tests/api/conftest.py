@@ -1,4 +1,8 @@
-"""The API served for real on 127.0.0.1, with an httpx client authenticated with its secret key."""
+"""The API served for real on 127.0.0.1, with an httpx client authenticated with its secret key.
+
+Every response the clients receive is checked against the model its route declares (the one
+openapi.json is generated from): errors against the error body, successes against the response model.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ import httpx
 import pytest
 
 from sync_pipeline.api import create_app
+from sync_pipeline.api.app import routes
+from sync_pipeline.api.endpoint import Spec
+from sync_pipeline.api.errors import ErrorBody
 from sync_pipeline_tests.acme import registry
 from sync_pipeline_tests.fakes.server import ServedApp
 
@@ -21,15 +28,39 @@ def served(instance, store) -> Iterator[ServedApp]:
         yield running
 
 
+def spec_of(method: str, path: str) -> Spec | None:
+    """The declared spec of the route serving `method path` (paths with a trailing slash included)."""
+    path = path.rstrip("/") or "/"
+    for route in routes():
+        if method in route.methods and route.path_regex.match(path):
+            return route.endpoint.spec
+    return None
+
+
+def conforms_to_its_route(response: httpx.Response) -> None:
+    """An httpx response hook: the answer has the shape openapi.json promises for its route."""
+    response.read()
+    spec = spec_of(response.request.method, response.request.url.path)
+    if spec is None or not response.content:
+        return
+    if response.status_code >= 400:
+        ErrorBody.model_validate_json(response.content)
+    elif spec.response is not None:
+        assert response.status_code == spec.status, f"{response.request.url.path} answered {response.status_code}"
+        spec.response.model_validate_json(response.content)
+
+
 @pytest.fixture
 def client(served) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {SECRET}"}, timeout=30) as http:
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    hooks = {"response": [conforms_to_its_route]}
+    with httpx.Client(base_url=served.url, headers=headers, timeout=30, event_hooks=hooks) as http:
         yield http
 
 
 @pytest.fixture
 def anonymous(served) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=served.url, timeout=30) as http:
+    with httpx.Client(base_url=served.url, timeout=30, event_hooks={"response": [conforms_to_its_route]}) as http:
         yield http
 
 

@@ -120,7 +120,7 @@ def test_generic_errors(client, acme):
 
 
 def test_a_bug_is_a_generic_500(client, monkeypatch):
-    from sync_pipeline.store.connections import ConnectionStore
+    from sync_pipeline.store import ConnectionStore
 
     def explode(*_args, **_kwargs):
         raise RuntimeError("secret internals")

@@ -7,7 +7,9 @@ from datetime import timedelta
 import pytest
 
 from sync_pipeline.store import StreamKey, from_iso, to_iso, utcnow
-from sync_pipeline.store.schema import partitions
+from sync_pipeline.store import schema
+
+partitions = schema.tables["sp_partitions"]
 from sync_pipeline_tests.api.conftest import assert_error, import_acme
 
 KEY = {"provider_config_key": "acme", "connection_id": "conn-1"}

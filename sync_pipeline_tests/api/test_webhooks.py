@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetKey, AssetRecordsFilter
 
+from sync_pipeline.orchestration.run_metadata import RunMetadata
 from sync_pipeline.store import StreamKey
 from sync_pipeline_tests.acme import WEBHOOK_SECRET
 from sync_pipeline_tests.api.conftest import assert_error, import_acme, stream_headers
@@ -27,17 +28,17 @@ def test_webhook_saves_records_and_reports_a_webhook_materialization(anonymous, 
     assert record["id"] == "w1" and record["_nango_metadata"]["last_action"] == "ADDED"
 
     [event] = materializations(instance)
-    meta = {name: value.value for name, value in event.asset_event.metadata.items()}
-    assert meta["sync_type"] == "WEBHOOK" and meta["variant"] == "base" and meta["connection_id"] == "conn-1"
-    assert (meta["added"], meta["updated"], meta["deleted"], meta["total_records"]) == (1, 0, 0, 1)
+    meta = RunMetadata.from_record(event)
+    assert meta.kind == "WEBHOOK" and meta.variant == "base" and meta.connection_id == "conn-1"
+    assert (meta.added, meta.updated, meta.deleted, meta.total_records) == (1, 0, 0, 1)
     assert event.event_log_entry.run_id == ""  # runless
 
     anonymous.post("/webhook/acme/", json={"connection_id": "conn-1", "contact": CONTACT, "action": "delete"}, headers=SIGNED)
     assert store.records.count_live(StreamKey("acme", "conn-1", "AcmeContact")) == 0
     assert len(materializations(instance)) == 2
     # The delete's low watermark is the cursor of the change before it: reading after it gives the delete.
-    deletion = {name: value.value for name, value in materializations(instance)[0].asset_event.metadata.items()}
-    assert deletion["low_watermark"] == record["_nango_metadata"]["cursor"]
+    deletion = RunMetadata.from_record(materializations(instance)[0])
+    assert deletion.low_watermark == record["_nango_metadata"]["cursor"]
     # Nothing changed: nothing reported.
     anonymous.post("/webhook/acme", json={"connection_id": "conn-1", "contact": CONTACT, "action": "delete"}, headers=SIGNED)
     assert len(materializations(instance)) == 2
@@ -58,9 +59,7 @@ def test_webhook_errors_store_nothing(anonymous, client, acme, instance, store):
 
 
 def test_webhook_deliveries(client, store):
-    from sync_pipeline.webhooks.delivery import DeliveryLog
-
-    log = DeliveryLog(store.engine)
+    log = store.deliveries
     log.enqueue("d-1", "https://app.example/hook", '{"type":"sync"}')
     log.enqueue("d-2", "https://app.example/hook", '{"type":"sync"}')
     response = client.get("/webhook-deliveries")

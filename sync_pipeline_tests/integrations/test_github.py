@@ -69,7 +69,7 @@ def test_second_run_asks_since_the_first_and_counts_changes_exactly(connected, g
     github_api.put_issue("acme/web", 2, "Two")
     harness = connected(metadata=TWO_REPOS)
     first = harness.run("github", "issues", "gh-1", variant="web")
-    first_started = datetime.fromisoformat(materialization_metadata(first, "GithubIssue")["started_at"])
+    first_started = materialization_metadata(first, "GithubIssue").started_at
     asked_before = len(github_api.requests)
 
     github_api.put_issue("acme/web", 1, "One", state="closed")  # closed
@@ -77,7 +77,7 @@ def test_second_run_asks_since_the_first_and_counts_changes_exactly(connected, g
     github_api.put_issue("acme/web", 3, "Three")  # opened
     second = harness.run("github", "issues", "gh-1", variant="web")
 
-    assert materialization_metadata(second, "GithubIssue")["sync_type"] == "INCREMENTAL"
+    assert materialization_metadata(second, "GithubIssue").kind == "INCREMENTAL"
     assert counts(second, "GithubIssue") == (1, 2, 0)
     since = parse_qs(github_api.requests[asked_before].url.query)["since"]
     assert since == [first_started.strftime("%Y-%m-%dT%H:%M:%SZ")]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sync_pipeline.integrations import load_registry
-from sync_pipeline.sdk import UnknownWebhookConnection, WebhookContext, WebhookRejected
+from sync_pipeline.sdk import UnknownWebhookConnection, ProviderWebhookContext, WebhookRejected
 from sync_pipeline.store import StreamKey
 from sync_pipeline_tests.fakes.github import issues_event, signed_headers
 from sync_pipeline_tests.results import deleted_ids, records
@@ -17,8 +17,8 @@ BASE = StreamKey("github", "gh-1", "GithubIssue", "base")
 GITHUB = load_registry(extra_modules="").get("github")
 
 
-def deliver(store, body: bytes, headers: dict[str, str]) -> WebhookContext:
-    ctx = WebhookContext(GITHUB, store, headers, body)
+def deliver(store, body: bytes, headers: dict[str, str]) -> ProviderWebhookContext:
+    ctx = ProviderWebhookContext(GITHUB, store, headers, body)
     GITHUB.webhook_handler(ctx)
     return ctx
 

@@ -76,7 +76,7 @@ def test_second_run_reads_changes_since_the_first_and_turns_is_deleted_into_dele
     salesforce_api.put("003C", "Cid", "Moe")
     harness = connected()
     first = harness.run("salesforce", "contacts", "org-1")
-    first_started = datetime.fromisoformat(materialization_metadata(first, "SalesforceContact")["started_at"])
+    first_started = materialization_metadata(first, "SalesforceContact").started_at
 
     salesforce_api.put("003B", "Bob", "Ray", Title="CTO")  # edited
     salesforce_api.delete("003C")  # to the recycle bin: queryAll returns it with IsDeleted
@@ -84,7 +84,7 @@ def test_second_run_reads_changes_since_the_first_and_turns_is_deleted_into_dele
     second = harness.run("salesforce", "contacts", "org-1")
 
     assert second.success
-    assert materialization_metadata(second, "SalesforceContact")["sync_type"] == "INCREMENTAL"
+    assert materialization_metadata(second, "SalesforceContact").kind == "INCREMENTAL"
     assert counts(second, "SalesforceContact") == (1, 1, 1)
     assert where_since(salesforce_api.queries[1]) == first_started.replace(microsecond=0)
     contacts = records(store, CONTACTS)

@@ -13,7 +13,10 @@ from sqlalchemy import update
 from sync_pipeline.orchestration.assets import CONNECTION_TAG, MODE_TAG, PARTITION_TAG
 from sync_pipeline.orchestration.scheduling import SENSOR_NAME
 from sync_pipeline.store import from_iso, to_iso, utcnow
-from sync_pipeline.store.schema import partitions
+from sync_pipeline.orchestration.run_metadata import RunMetadata
+from sync_pipeline.store import schema
+
+partitions = schema.tables["sp_partitions"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -180,8 +183,8 @@ def test_requested_runs_do_what_their_mode_says(connected, store):
 
     [event] = result.get_asset_materialization_events()
     materialization = event.step_materialization_data.materialization
-    assert materialization.metadata["sync_type"].value == "INITIAL"
-    assert materialization.metadata["mode"].value == "full_refresh"
+    metadata = RunMetadata.of_event(materialization)
+    assert (metadata.kind, metadata.mode) == ("INITIAL", "full_refresh")
 
 
 def test_the_repository_dagster_yaml_loads_with_its_tag_concurrency_limits(tmp_path):

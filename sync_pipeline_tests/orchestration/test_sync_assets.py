@@ -35,8 +35,8 @@ def test_initial_full_sync_saves_every_record_and_reports_initial(connected, acm
 
     assert result.success
     meta = metadata_of(result)
-    assert (meta["sync_type"], meta["added"], meta["updated"], meta["deleted"]) == ("INITIAL", 5, 0, 0)
-    assert meta["total_records"] == 5
+    assert (meta.kind, meta.added, meta.updated, meta.deleted) == ("INITIAL", 5, 0, 0)
+    assert meta.total_records == 5
     assert live_ids(store) == {"c0", "c1", "c2", "c3", "c4"}
 
 
@@ -53,8 +53,8 @@ def test_full_refresh_counts_added_changed_unchanged_and_vanished_exactly(connec
     result = connected.run("acme", "contacts", "conn-1")
 
     meta = metadata_of(result)
-    assert meta["sync_type"] == "FULL"
-    assert (meta["added"], meta["updated"], meta["deleted"]) == (1, 2, 2)
+    assert meta.kind == "FULL"
+    assert (meta.added, meta.updated, meta.deleted) == (1, 2, 2)
     assert live_ids(store) == {"c0", "c1", "c2", "c5", "c9"}
     deleted = {r.record_id: r for r in store.records.changes(CONTACTS, ChangeQuery(actions=("DELETED",)))}
     assert set(deleted) == {"c3", "c4"}
@@ -68,7 +68,7 @@ def test_unchanged_records_are_no_change(connected, acme, store):
 
     meta = metadata_of(connected.run("acme", "contacts", "conn-1"))
 
-    assert (meta["added"], meta["updated"], meta["deleted"]) == (0, 0, 0)
+    assert (meta.added, meta.updated, meta.deleted) == (0, 0, 0)
     assert store.records.last_seq(CONTACTS) == last_seq
 
 
@@ -76,16 +76,16 @@ def test_incremental_run_asks_only_for_changes_since_the_last_sync_date(connecte
     acme.put("a", "Ann")
     acme.put("b", "Bob")
     first = connected.run("acme", "leads", "conn-1")
-    first_started = metadata_of(first, "AcmeLead")["started_at"]
+    first_started = metadata_of(first, "AcmeLead").started_at
     acme.put("b", "Bobby")
     acme.put("c", "Cid")
 
     second = connected.run("acme", "leads", "conn-1")
 
     meta = metadata_of(second, "AcmeLead")
-    assert (meta["sync_type"], meta["added"], meta["updated"]) == ("INCREMENTAL", 1, 1)
+    assert (meta.kind, meta.added, meta.updated) == ("INCREMENTAL", 1, 1)
     last_query = parse_qs(acme.requests[-1].url.query)
-    assert last_query["updated_since"] == [first_started]
+    assert last_query["updated_since"] == [first_started.isoformat()]
 
 
 def test_a_run_that_fails_half_way_deletes_nothing_and_the_next_run_resumes(connected, acme, store, instance):
@@ -100,10 +100,11 @@ def test_a_run_that_fails_half_way_deletes_nothing_and_the_next_run_resumes(conn
 
     assert not failed.success
     assert "c5" in live_ids(store), "a failed full refresh must not delete"
-    observation = instance.fetch_observations(
+    assert store.partitions.progress("acme", "contacts", "conn-1::base").checkpoint == {"cursor": "2"}
+    # Checkpoints live in the store: the event log keeps only the runs' own events.
+    assert not instance.fetch_observations(
         AssetRecordsFilter(asset_key=AssetKey(["acme", "AcmeContact"]), asset_partitions=["conn-1::base"]), limit=1
-    ).records[0]
-    assert observation.asset_observation.metadata["checkpoint"].value == {"cursor": "2"}
+    ).records
 
     acme.crash_after_pages = None
     pages_before = len(acme.requests)
@@ -112,8 +113,8 @@ def test_a_run_that_fails_half_way_deletes_nothing_and_the_next_run_resumes(conn
     assert resumed.success
     assert parse_qs(acme.requests[pages_before].url.query)["cursor"] == ["2"], "resumes at the checkpoint"
     meta = metadata_of(resumed)
-    assert (meta["added"], meta["updated"], meta["deleted"]) == (0, 0, 1)  # c0's change was saved (and counted) before the crash
-    assert meta["checkpoint_from"] == {"cursor": "2"}
+    assert (meta.added, meta.updated, meta.deleted) == (0, 0, 1)  # c0's change was saved (and counted) before the crash
+    assert meta.checkpoint_from == {"cursor": "2"}
     assert live_ids(store) == {"c0", "c1", "c2", "c3", "c4"}
 
 
@@ -126,12 +127,12 @@ def test_two_variants_keep_separate_records_checkpoints_and_counts(connected, ac
     run_a = connected.run("acme", "directory", "conn-1", variant="only-a")
     run_b = connected.run("acme", "directory", "conn-1", variant="only-b")
 
-    assert metadata_of(run_a, "AcmeEmail")["added"] == 1
-    assert metadata_of(run_b, "AcmeEmail")["added"] == 2
-    assert metadata_of(run_b, "AcmeDomain")["added"] == 1
+    assert metadata_of(run_a, "AcmeEmail").added == 1
+    assert metadata_of(run_b, "AcmeEmail").added == 2
+    assert metadata_of(run_b, "AcmeDomain").added == 1
     assert live_ids(store, StreamKey("acme", "conn-1", "AcmeEmail", "only-a")) == {"1"}
     assert live_ids(store, StreamKey("acme", "conn-1", "AcmeEmail", "only-b")) == {"2", "3"}
-    assert metadata_of(run_b, "AcmeEmail")["variant"] == "only-b"
+    assert metadata_of(run_b, "AcmeEmail").variant == "only-b"
 
 
 def test_a_429_with_retry_after_is_waited_out(connected, acme, store):
@@ -153,7 +154,7 @@ def test_invalid_records_are_reported_with_their_id_and_field_and_not_saved(conn
     result = connected.run("acme", "contacts", "conn-1")
 
     assert result.success
-    assert metadata_of(result)["invalid_records"] == 1
+    assert metadata_of(result).invalid_records == 1
     assert live_ids(store) == {"good"}
     logs = "\n".join(entry.user_message for entry in connected.instance.all_logs(result.run_id))
     assert "invalid AcmeContact record id='bad'" in logs and "field 'email'" in logs
@@ -184,7 +185,7 @@ def test_full_refresh_and_clear_cache_starts_from_an_empty_cache(connected, acme
     result = connected.run("acme", "contacts", "conn-1", mode="full_refresh_and_clear_cache")
 
     meta = metadata_of(result)
-    assert (meta["sync_type"], meta["added"]) == ("INITIAL", 1)
+    assert (meta.kind, meta.added) == ("INITIAL", 1)
 
 
 def test_a_partition_deleted_and_created_again_starts_fresh(connected, acme, store, instance):
@@ -195,4 +196,4 @@ def test_a_partition_deleted_and_created_again_starts_fresh(connected, acme, sto
 
     result = connected.run("acme", "leads", "conn-1")
 
-    assert metadata_of(result, "AcmeLead")["sync_type"] == "INITIAL"
+    assert metadata_of(result, "AcmeLead").kind == "INITIAL"

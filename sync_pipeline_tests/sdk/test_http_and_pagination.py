@@ -7,6 +7,7 @@ import time
 
 import httpx
 import pytest
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -19,6 +20,7 @@ from sync_pipeline.sdk import (
     PagePagination,
     ProviderError,
     RetryPolicy,
+    SyncContext,
     json_envelope_error,
 )
 from sync_pipeline.sdk.http import build_client
@@ -160,3 +162,64 @@ def test_an_error_envelope_in_a_200_is_a_provider_error(served):
         with pytest.raises(ProviderError, match="invalid_auth"):
             client.get("/slack-style")
         assert client.get("/whoami").status_code == 200
+
+
+def context_on(url: str, checkpoint: dict | None, saved: list) -> SyncContext:
+    integration = Integration("fake", base_url=url)
+
+    @integration.sync(models=[Thing])
+    def things(ctx: SyncContext) -> None:  # pragma: no cover - only its declaration is used
+        pass
+
+    return SyncContext(
+        sync=things,
+        connection=Connection("fake", "conn-1"),
+        variant="base",
+        cache=None,  # type: ignore[arg-type]  # paging only: nothing is saved
+        last_sync_date=None,
+        checkpoint=checkpoint,
+        on_checkpoint=saved.append,
+        generation=None,
+    )
+
+
+class Thing(BaseModel):
+    id: str
+
+
+CURSOR = CursorPagination(cursor_path="meta.next", limit_param=None)
+
+
+def test_checkpointed_pagination_saves_each_handled_page_and_clears_when_done(served):
+    saved: list = []
+    with context_on(served.url, {"other": "kept"}, saved) as ctx:
+        handled = []
+        for page in ctx.paginate("/cursor", CURSOR, data_path="data", checkpoint=True):
+            # The page is checkpointed only after the sync has handled it: not yet.
+            assert len(saved) == len(handled)
+            handled.append(list(page))
+
+    assert [item for page in handled for item in page] == ITEMS
+    assert saved == [
+        {"other": "kept", "paginate_url": "/cursor", "paginate_next": "3"},
+        {"other": "kept", "paginate_url": "/cursor", "paginate_next": "6"},
+        {"other": "kept"},  # the URL is done: its cursor is cleared, the sync's own keys stay
+    ]
+
+
+def test_checkpointed_pagination_resumes_after_the_last_handled_page(served):
+    saved: list = []
+    with context_on(served.url, {"paginate_url": "/cursor", "paginate_next": "6"}, saved) as ctx:
+        resumed = [item for page in ctx.paginate("/cursor", CURSOR, data_path="data", checkpoint=True) for item in page]
+        other = [item for page in ctx.paginate("/cursor", CURSOR, data_path="data", checkpoint=True) for item in page]
+
+    assert resumed == ITEMS[6:]
+    assert other == ITEMS, "once done, the same URL pages from its start"
+    assert saved[-1] is None
+
+
+def test_remaining_skips_the_urls_before_the_one_a_crashed_run_was_paging(served):
+    with context_on(served.url, {"paginate_url": "/b", "paginate_next": "x"}, []) as ctx:
+        assert ctx.remaining(["/a", "/b", "/c"]) == ["/b", "/c"]
+    with context_on(served.url, None, []) as ctx:
+        assert ctx.remaining(["/a", "/b", "/c"]) == ["/a", "/b", "/c"]

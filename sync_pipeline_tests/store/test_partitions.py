@@ -48,7 +48,7 @@ def test_concurrent_variant_creations_never_pass_the_cap(store):
     from concurrent.futures import ThreadPoolExecutor
 
     from sync_pipeline.store import Connection
-    from sync_pipeline.store.partitions import ADDED, CAPPED
+    from sync_pipeline.store import PARTITION_ADDED as ADDED, PARTITION_CAPPED as CAPPED
 
     store.connections.upsert(Connection("acme", "conn-1"))
     now = utcnow()

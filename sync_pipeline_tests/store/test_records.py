@@ -176,7 +176,7 @@ def test_saving_into_a_stream_deleted_by_another_process_says_so(store):
 def test_seen_marks_of_finished_runs_do_not_accumulate(store):
     from sqlalchemy import func, select
 
-    from sync_pipeline.store.schema import seen_batches
+    from sync_pipeline.store._schema import seen_batches
 
     store.records.save(KEY, [prepared(str(n)) for n in range(3000)], utcnow() - timedelta(hours=1))
     for generation in ("g1", "g2", "g3"):

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 
 from sync_pipeline.settings import normalize_database_url
-from sync_pipeline.store.schema import metadata
+from sync_pipeline.store._schema import metadata
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -43,9 +43,9 @@ def create_database_engine(url: str) -> Engine:
 def _tune_sqlite(dbapi_connection, _record) -> None:
     # WAL lets the API read while a sync writes; NORMAL sync is durable across app crashes in WAL mode.
     # 8 KiB pages for a new database (an existing one keeps its own): a ~400-byte record row and its index
-    # entries take fewer pages to look up and to log (run 2 of the 1M-record full refresh: 11.5 -> 10.9 s).
-    # Checkpointing every 5,000 of them (~40 MB of WAL) instead of SQLite's 1,000 4 KiB pages halves the
-    # checkpoints' fsyncs during a large sync (run 2 of the 200k full refresh: 89k -> 97k records/s).
+    # entries take fewer pages to look up and to log. Checkpointing every 5,000 of them (~40 MB of WAL)
+    # instead of SQLite's 1,000 4 KiB pages halves the checkpoints' fsyncs during a large sync.
+    # The figures behind both are in benchmarks/README.md.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA page_size=8192")
     cursor.execute("PRAGMA journal_mode=WAL")

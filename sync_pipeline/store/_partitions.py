@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, or_, select, update
 
 from sync_pipeline.keys import make_partition_key
-from sync_pipeline.store.database import dialect_insert, to_iso
-from sync_pipeline.store.schema import connections, partitions
+from sync_pipeline.store._database import dialect_insert, from_iso, to_iso, utcnow
+from sync_pipeline.store._schema import connections, partitions, run_progress
+from sync_pipeline.vocabulary import MODE_CLEAR_CACHE, MODE_FULL_REFRESH, MODE_INCREMENTAL
 
-ADDED, EXISTS, CAPPED = "added", "exists", "capped"
+PARTITION_ADDED, PARTITION_EXISTS, PARTITION_CAPPED = "added", "exists", "capped"
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,15 @@ class PartitionRow:
     triggered_at: str | None
 
 
+@dataclass(frozen=True)
+class RunProgress:
+    """A partition's unfinished run: the generation and start time it keeps across attempts, and its checkpoint."""
+
+    generation: str
+    started_at: datetime
+    checkpoint: dict[str, Any] | None
+
+
 class PartitionStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -44,7 +56,7 @@ class PartitionStore:
         due_now: bool,
         cap: int | None = None,
     ) -> str:
-        """Record a partition's creation: ADDED, or EXISTS (idempotent), or CAPPED when the connection
+        """Record a partition's creation: PARTITION_ADDED, PARTITION_EXISTS (idempotent), or PARTITION_CAPPED when the connection
         already has `cap` partitions of this sync. `due_now` schedules its first run at once."""
         key = make_partition_key(connection_id, variant)
         with self.engine.begin() as conn:
@@ -56,7 +68,7 @@ class PartitionStore:
                     .values(updated_at=connections.c.updated_at)
                 )
                 if conn.execute(select(partitions.c.variant).where(_identity(integration, sync_name, key))).first():
-                    return EXISTS
+                    return PARTITION_EXISTS
                 count = conn.execute(
                     select(func.count()).where(
                         partitions.c.integration == integration,
@@ -65,7 +77,7 @@ class PartitionStore:
                     )
                 ).scalar_one()
                 if count >= cap:
-                    return CAPPED
+                    return PARTITION_CAPPED
             statement = dialect_insert(conn, partitions).values(
                 integration=integration,
                 sync_name=sync_name,
@@ -76,7 +88,7 @@ class PartitionStore:
                 paused=False,
                 next_due_at=to_iso(now) if due_now else None,
             )
-            return ADDED if conn.execute(statement.on_conflict_do_nothing()).rowcount else EXISTS
+            return PARTITION_ADDED if conn.execute(statement.on_conflict_do_nothing()).rowcount else PARTITION_EXISTS
 
     def get(self, integration: str, sync_name: str, key: str) -> PartitionRow | None:
         with self.engine.connect() as conn:
@@ -97,14 +109,68 @@ class PartitionStore:
     def remove(self, integration: str, sync_name: str, key: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(partitions).where(_identity(integration, sync_name, key)))
+            conn.execute(delete(run_progress).where(_identity(integration, sync_name, key, run_progress)))
 
     def remove_connection(self, integration: str, connection_id: str) -> None:
         with self.engine.begin() as conn:
+            keys = select(partitions.c.partition_key).where(
+                partitions.c.integration == integration, partitions.c.connection_id == connection_id
+            )
+            conn.execute(
+                delete(run_progress).where(
+                    run_progress.c.integration == integration, run_progress.c.partition_key.in_(keys)
+                )
+            )
             conn.execute(
                 delete(partitions).where(
                     partitions.c.integration == integration, partitions.c.connection_id == connection_id
                 )
             )
+
+    # -- the unfinished run ----------------------------------------------------------------------
+
+    def save_progress(
+        self,
+        integration: str,
+        sync_name: str,
+        key: str,
+        *,
+        generation: str,
+        started_at: datetime,
+        checkpoint: dict[str, Any] | None,
+    ) -> None:
+        """Record the checkpoint of the partition's run in progress (one row per partition, replaced)."""
+        values = {
+            "generation": generation,
+            "started_at": to_iso(started_at),
+            "checkpoint": json.dumps(checkpoint) if checkpoint is not None else None,
+            "updated_at": to_iso(utcnow()),
+        }
+        with self.engine.begin() as conn:
+            statement = dialect_insert(conn, run_progress).values(
+                integration=integration, sync_name=sync_name, partition_key=key, **values
+            )
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["integration", "sync_name", "partition_key"], set_=values
+                )
+            )
+
+    def progress(self, integration: str, sync_name: str, key: str) -> RunProgress | None:
+        """The partition's unfinished run, if one saved a checkpoint and has not finished since."""
+        statement = select(run_progress).where(_identity(integration, sync_name, key, run_progress))
+        with self.engine.connect() as conn:
+            row = conn.execute(statement).first()
+        if row is None:
+            return None
+        checkpoint = json.loads(row.checkpoint) if row.checkpoint is not None else None
+        return RunProgress(row.generation, from_iso(row.started_at), checkpoint)
+
+    def clear_progress(self, integration: str, sync_name: str, key: str, generation: str) -> None:
+        """The run of `generation` finished: forget its progress (a newer run's progress stays)."""
+        identity = _identity(integration, sync_name, key, run_progress)
+        with self.engine.begin() as conn:
+            conn.execute(delete(run_progress).where(identity, run_progress.c.generation == generation))
 
     def set_paused(self, integration: str, sync_name: str, key: str, paused: bool, now: datetime) -> None:
         """Pause or resume; resuming a partition that never ran makes it due at once."""
@@ -173,12 +239,8 @@ class PartitionStore:
 
 
 # A pending trigger is replaced only by one that forgets at least as much.
-TRIGGER_STRENGTH = {"incremental": 0, "full_refresh": 1, "full_refresh_and_clear_cache": 2}
+TRIGGER_STRENGTH = {MODE_INCREMENTAL: 0, MODE_FULL_REFRESH: 1, MODE_CLEAR_CACHE: 2}
 
 
-def _identity(integration: str, sync_name: str, key: str):
-    return and_(
-        partitions.c.integration == integration,
-        partitions.c.sync_name == sync_name,
-        partitions.c.partition_key == key,
-    )
+def _identity(integration: str, sync_name: str, key: str, table=partitions):
+    return and_(table.c.integration == integration, table.c.sync_name == sync_name, table.c.partition_key == key)

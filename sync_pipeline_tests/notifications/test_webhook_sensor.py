@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import socket
 import time
 from datetime import timedelta
@@ -13,10 +14,11 @@ import pytest
 from dagster import AssetKey, AssetMaterialization, build_sensor_context
 
 from sync_pipeline.orchestration.lifecycle import add_partition, remove_partition
-from sync_pipeline.orchestration.webhooks import SENSOR_NAME, run_webhook_tick
+from sync_pipeline.orchestration.notifications import SENSOR_NAME, run_webhook_tick
 from sync_pipeline.settings import WebhookSettings
 from sync_pipeline.store import Connection, utcnow
-from sync_pipeline.webhooks.delivery import DELIVERED, FAILED, PENDING, DeliveryLog
+from sync_pipeline.orchestration.run_metadata import RunMetadata
+from sync_pipeline.store import DELIVERED, FAILED, PENDING
 from sync_pipeline_tests.acme import registry
 from sync_pipeline_tests.fakes.receiver import WebhookReceiver
 from sync_pipeline_tests.fakes.server import ServedApp
@@ -83,7 +85,7 @@ def test_a_run_with_changes_sends_one_signed_webhook_with_exact_counts(app, sens
         acme.put(f"c{n}", f"Name{n}")
     result = app.run("acme", "contacts", "conn-1")
     [event] = result.get_asset_materialization_events()
-    started_at = event.step_materialization_data.materialization.metadata["started_at"].value
+    started_at = RunMetadata.of_event(event.step_materialization_data.materialization).started_at.isoformat()
 
     sensor.tick()
 
@@ -106,7 +108,7 @@ def test_a_run_with_changes_sends_one_signed_webhook_with_exact_counts(app, sens
         "responseResults": {"added": 3, "updated": 0, "deleted": 0},
         "checkpoints": {"from": None, "to": None},
     }
-    [delivery] = DeliveryLog(store.engine).list()
+    [delivery] = store.deliveries.list()
     assert (delivery.status, delivery.attempts, delivery.delivery_id) == (DELIVERED, 1, headers["x-sync-pipeline-delivery-id"])
 
 
@@ -195,7 +197,7 @@ def test_a_receiver_failing_twice_gets_the_same_delivery_three_times(app, sensor
     acme.put("c1", "Ada")
     app.run("acme", "contacts", "conn-1")
     webhook_receiver.fail_next(500, times=2)
-    log = DeliveryLog(store.engine)
+    log = store.deliveries
 
     sensor.tick()
     [delivery] = log.list()
@@ -220,7 +222,7 @@ def test_a_delivered_webhook_is_forgotten_after_a_week_and_never_sent_again(app,
     assert len(webhook_receiver.received()) == 1
 
     sensor.tick_at(timedelta(days=8))  # the delivery is forgotten
-    assert DeliveryLog(store.engine).list() == []
+    assert store.deliveries.list() == []
     sensor.tick_at(timedelta(days=8, seconds=5))  # its event is still just behind the cursor
 
     assert len(webhook_receiver.received()) == 1
@@ -237,7 +239,7 @@ def test_a_dead_receiver_does_not_hold_up_deliveries_to_another(app, sensor, acm
     sensor.tick()
 
     assert [p["connectionId"] for p in received(webhook_receiver)] == ["conn-1"]
-    by_url = {d.url: d for d in DeliveryLog(store.engine).list()}
+    by_url = {d.url: d for d in store.deliveries.list()}
     assert by_url[webhook_receiver.url].status == DELIVERED
     assert (by_url[dead].status, by_url[dead].attempts) == (PENDING, 1)
     assert "Connect" in by_url[dead].last_error
@@ -260,7 +262,7 @@ def test_a_hanging_receiver_does_not_hold_up_deliveries_to_another(app, sensor, 
 
     assert [p["connectionId"] for p in received(webhook_receiver)] == ["conn-1"]
     assert elapsed < 8  # the 5 s timeout of the hanging one, not one after the other
-    by_url = {d.url: d for d in DeliveryLog(store.engine).list()}
+    by_url = {d.url: d for d in store.deliveries.list()}
     assert by_url[slow].status == PENDING and "Timeout" in by_url[slow].last_error
 
 
@@ -275,7 +277,7 @@ def test_re_running_the_sensor_over_the_same_events_sends_nothing_new(app, senso
     sensor.tick()
 
     assert len(webhook_receiver.received()) == 1
-    assert len(DeliveryLog(store.engine).list()) == 1
+    assert len(store.deliveries.list()) == 1
 
 
 def test_the_connection_override_wins_over_the_environment_url(app, sensor, acme, webhook_receiver, store):
@@ -292,13 +294,20 @@ def test_the_connection_override_wins_over_the_environment_url(app, sensor, acme
 
 
 def test_no_url_means_nothing_is_enqueued(app, sensor, acme, webhook_receiver, store, monkeypatch):
+    url = os.environ["SYNC_PIPELINE_WEBHOOK_URL"]
     monkeypatch.delenv("SYNC_PIPELINE_WEBHOOK_URL")
     acme.put("c1", "Ada")
     app.run("acme", "contacts", "conn-1")
 
     sensor.tick()
 
-    assert webhook_receiver.received() == [] and DeliveryLog(store.engine).list() == []
+    assert webhook_receiver.received() == [] and store.deliveries.list() == []
+    # Control: with the URL back, the next run's change is sent.
+    monkeypatch.setenv("SYNC_PIPELINE_WEBHOOK_URL", url)
+    acme.put("c2", "Bo")
+    app.run("acme", "contacts", "conn-1")
+    sensor.tick()
+    assert {"added": 1, "updated": 0, "deleted": 0} in [payload["responseResults"] for payload in received(webhook_receiver)]
 
 
 def test_events_from_before_a_partition_was_recreated_are_not_reported(app, sensor, acme, webhook_receiver, store):
@@ -312,6 +321,11 @@ def test_events_from_before_a_partition_was_recreated_are_not_reported(app, sens
     sensor.tick()
 
     assert webhook_receiver.received() == []
+    # Control: a run of the recreated partition is reported, as a first (INITIAL) run of its new life.
+    app.run("acme", "contacts", "conn-1")
+    sensor.tick()
+    [payload] = received(webhook_receiver)
+    assert (payload["syncType"], payload["responseResults"]) == ("INITIAL", {"added": 1, "updated": 0, "deleted": 0})
 
 
 def test_provider_webhook_materializations_are_reported_as_webhook(app, sensor, acme, webhook_receiver):
@@ -354,7 +368,7 @@ def closed_port() -> int:
 
 
 def test_events_beyond_one_page_are_sent_at_the_next_tick_none_skipped(app, sensor, acme, webhook_receiver, monkeypatch):
-    import sync_pipeline.orchestration.webhooks as webhooks
+    import sync_pipeline.orchestration.notifications as webhooks
 
     monkeypatch.setattr(webhooks, "PAGE", 2)
     acme.put("c1", "Ada")

@@ -1,4 +1,4 @@
-"""The webhook sensor: one webhook per model per sync run (or provider webhook), failures included, sent to the app.
+"""The notifications sensor: a change webhook to the app per model of each sync run (or provider webhook), failures included.
 
 A plain sensor whose cursor is the last event storage id it handled: asset sensors drop events. Enqueueing is
 idempotent by a delivery id derived from the event, so a tick that fails before saving its cursor re-sends nothing.
@@ -23,20 +23,20 @@ from dagster import (
 )
 from dagster._core.event_api import RunStatusChangeRecordsFilter
 from dagster._core.storage.event_log.base import EventLogRecord
-from sqlalchemy import select
 
 from sync_pipeline.keys import InvalidPartitionKey, parse_partition_key
-from sync_pipeline.orchestration.assets import DAGSTER_PARTITION_TAG, MODE_TAG
 from sync_pipeline.orchestration.failures import run_failure
 from sync_pipeline.orchestration.resources import SyncPipelineResource
-from sync_pipeline.orchestration.state import asset_key, read_partition_state
+from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
+from sync_pipeline.orchestration.state import last_run
 from sync_pipeline.sdk.declaration import Registry, SyncDefinition
 from sync_pipeline.settings import WebhookSettings
 from sync_pipeline.store import PartitionRow, Store, from_iso, utcnow
-from sync_pipeline.store.schema import connections
-from sync_pipeline.webhooks.delivery import DeliveryLog, deliver_due
-from sync_pipeline.webhooks.payloads import INITIAL, INCREMENTAL, SyncSubject, failure_body, success_body
+from sync_pipeline.notifications.delivery import deliver_due
+from sync_pipeline.notifications.payloads import SyncSubject, failure_body, success_body
+from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, INCREMENTAL, INITIAL, MODE_TAG, RESET_MODES
 
+# The name deployed instances know: a renamed sensor would start from cursor 0 and re-send old events.
 SENSOR_NAME = "sync_pipeline_webhooks"
 PAGE = 1000  # events read per asset key and tick; the rest come at the next tick
 DELIVERY_BUDGET_SECONDS = 30.0  # ticks time out after 60 s
@@ -58,7 +58,7 @@ class TickReport:
     pruned: int = 0
 
 
-def build_webhook_sensor(registry: Registry):
+def build_notifications_sensor(registry: Registry):
     """The sensor that turns every sync's materializations and run failures into webhooks to the app."""
 
     @sensor(
@@ -91,7 +91,7 @@ def run_webhook_tick(
     budget_seconds: float = DELIVERY_BUDGET_SECONDS,
 ) -> TickReport:
     """Enqueue the webhooks of events after `cursor`, attempt every due delivery, forget old finished ones."""
-    log = DeliveryLog(store.engine)
+    log = store.deliveries
     collector = _Collector(instance, store, registry, settings, log)
     report = TickReport(cursor=collector.collect(cursor, now or utcnow()))
     report.enqueued = collector.enqueued
@@ -183,20 +183,21 @@ class _Collector:
         if event is None or event.partition is None or event.asset_key not in self.syncs_by_key:
             return
         sync, model = self.syncs_by_key[event.asset_key]
-        meta = {name: entry.value for name, entry in event.metadata.items()}
+        metadata = RunMetadata.from_record(record)
         subject = self._subject(sync, model, event.partition, record.timestamp)
-        if subject is None:
+        if subject is None or metadata is None:
             return
-        counts = {name: int(meta.get(name) or 0) for name in ("added", "updated", "deleted")}
-        if not any(counts.values()) and not self.settings.send_empty:
+        if not metadata.changed and not self.settings.send_empty:
             return
         body = success_body(
             subject,
-            sync_type=str(meta.get("sync_type") or INCREMENTAL),
-            started_at=str(meta.get("started_at") or _iso(record.timestamp)),
-            checkpoint_from=meta.get("checkpoint_from") or None,
-            checkpoint_to=meta.get("checkpoint") or None,
-            **counts,
+            sync_type=metadata.kind,
+            started_at=metadata.started_at.isoformat(),
+            checkpoint_from=metadata.checkpoint_from,
+            checkpoint_to=metadata.checkpoint,
+            added=metadata.added,
+            updated=metadata.updated,
+            deleted=metadata.deleted,
         )
         self._enqueue(f"m-{record.storage_id}", subject, body)
 
@@ -223,14 +224,13 @@ class _Collector:
 
     def _failed_run_type(self, sync: SyncDefinition, partition: str | None, mode: str | None) -> str:
         """INITIAL when the run was a reset or the partition had no successful run (in its current life) before it."""
-        if mode in ("full_refresh", "full_refresh_and_clear_cache") or partition is None:
+        if mode in RESET_MODES or partition is None:
             return INITIAL
         row = self._row(sync, partition)
         if row is None:
             return INITIAL
         key = asset_key(sync.integration.name, sync.model_names[0])
-        state = read_partition_state(self.instance, key, partition, from_iso(row.created_at))
-        return INITIAL if state.last_sync_date is None else INCREMENTAL
+        return INITIAL if last_run(self.instance, key, partition, from_iso(row.created_at)) is None else INCREMENTAL
 
     def _failure_description(self, run_id: str, record: EventLogRecord) -> str:
         """The error's type and message (provider status, URL, cause): see orchestration.failures."""
@@ -258,22 +258,13 @@ class _Collector:
 
     def _url(self, subject: SyncSubject) -> str | None:
         if subject.integration not in self._overrides:
-            self._overrides[subject.integration] = url_overrides(self.store, subject.integration)
+            self._overrides[subject.integration] = self.store.connections.webhook_url_overrides(subject.integration)
         return self._overrides[subject.integration].get(subject.connection_id) or self.settings.url
 
     def _enqueue(self, delivery_id: str, subject: SyncSubject, body: str) -> None:
         url = self._url(subject)
         if url:
             self._pending.append((delivery_id, url, body))
-
-
-def url_overrides(store: Store, integration: str) -> dict[str, str]:
-    """Each connection's `webhook_url_override`, in one query: no credentials read or decrypted."""
-    statement = select(connections.c.connection_id, connections.c.webhook_url_override).where(
-        connections.c.integration == integration, connections.c.webhook_url_override.is_not(None)
-    )
-    with store.engine.connect() as conn:
-        return {row.connection_id: row.webhook_url_override for row in conn.execute(statement)}
 
 
 def _iso(timestamp: float) -> str:

@@ -1,4 +1,4 @@
-"""`WebhookContext`: what an integration's webhook handler is given to turn a provider event into records."""
+"""`ProviderWebhookContext`: what an integration's webhook handler is given to turn a provider's event into records."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sync_pipeline.sdk.context import RunLedger, SyncContext
+from sync_pipeline.sdk.context import RecordWriter, RunLedger
 from sync_pipeline.sdk.declaration import Integration, SyncDefinition
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.store import Connection, Store, StreamKey
-
-BASE_VARIANT = "base"
+from sync_pipeline.vocabulary import BASE_VARIANT
 
 
 class WebhookRejected(SyncError):
@@ -41,15 +40,18 @@ class WebhookChanges:
     low_watermarks: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
 
 
-class WebhookContext:
+class ProviderWebhookContext:
+    """One delivery of a provider's webhook: its headers and body, and the records it saves (base variant)."""
+
     def __init__(self, integration: Integration, store: Store, headers: Mapping[str, str], body: bytes) -> None:
         self.integration = integration
         self.headers = {key.lower(): value for key, value in headers.items()}
         self.body = body
-        self.log = logging.getLogger(f"sync_pipeline.webhooks.{integration.name}")
+        self.log = logging.getLogger(f"sync_pipeline.provider_webhooks.{integration.name}")
         self.changes = WebhookChanges()
         self._store = store
         self._connection: Connection | None = None
+        self._writers: dict[tuple[str, str], RecordWriter] = {}
 
     def json(self) -> Any:
         try:
@@ -60,6 +62,23 @@ class WebhookContext:
     def connections(self) -> list[Connection]:
         return self._store.connections.list(self.integration.name)
 
+    def connection_signed_by(self, header: str, *, secret_config: str = "webhook_secret", prefix: str = "sha256=") -> Connection:
+        """The connection whose `connection_config[secret_config]` signed this body in `header` (HMAC-SHA256, hex).
+
+        Raises UnknownWebhookConnection when the integration has no connection, WebhookRejected when none signed it.
+        """
+        connections = self.connections()
+        if not connections:
+            raise UnknownWebhookConnection(f"there is no {self.integration.name} connection to receive this webhook")
+        for connection in connections:
+            secret = connection.config.get(secret_config)
+            if secret and self.signed_with(str(secret), header, prefix):
+                return connection
+        raise WebhookRejected(
+            f"{header} does not match the connection_config.{secret_config} of any {self.integration.name} connection",
+            status=401,
+        )
+
     def use_connection(self, connection: Connection) -> None:
         """The connection the following saves and deletes apply to (its base variant)."""
         self._connection = connection
@@ -69,39 +88,29 @@ class WebhookContext:
         return hmac_sha256_matches(secret, self.body, self.headers.get(header.lower()), prefix)
 
     def batch_save(self, records: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> None:
-        self._sync_context(model).batch_save(records, model)
+        self._writer(model).save(records, model)
 
     def batch_update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> None:
-        self._sync_context(model).batch_update(partials, model)
+        self._writer(model).update(partials, model)
 
     def batch_delete(self, ids_or_records: Iterable[Any], model: str | type[BaseModel]) -> None:
-        self._sync_context(model).batch_delete(ids_or_records, model)
+        self._writer(model).delete(ids_or_records, model)
 
-    def _sync_context(self, model: str | type[BaseModel]) -> SyncContext:
+    def _writer(self, model: str | type[BaseModel]) -> RecordWriter:
+        """The writer of the current connection and the sync writing `model`; the first records each low watermark."""
         if self._connection is None:
             raise SyncError("call use_connection(...) before saving records from a webhook")
         sync = self._sync_of(model)
         subject = (self._connection.connection_id, sync.name)
-        if subject not in self.changes.ledgers:
-            self.changes.ledgers[subject] = RunLedger()
+        if subject not in self._writers:
             self.changes.low_watermarks[subject] = {
                 name: self._store.records.last_seq(StreamKey(self.integration.name, subject[0], name, BASE_VARIANT))
                 for name in sync.model_names
             }
-        ledger = self.changes.ledgers[subject]
-        ctx = SyncContext(
-            sync=sync,
-            connection=self._connection,
-            variant=BASE_VARIANT,
-            cache=self._store.records,
-            last_sync_date=None,
-            checkpoint=None,
-            on_checkpoint=lambda _checkpoint: None,
-            generation=None,
-            log=self.log,
-        )
-        ctx.ledger = ledger
-        return ctx
+            writer = RecordWriter(sync, subject[0], BASE_VARIANT, self._store.records, generation=None, log=self.log)
+            self._writers[subject] = writer
+            self.changes.ledgers[subject] = writer.ledger
+        return self._writers[subject]
 
     def _sync_of(self, model: str | type[BaseModel]) -> SyncDefinition:
         name = model if isinstance(model, str) else model.__name__

@@ -61,6 +61,22 @@ partitions = Table(
     Index("ix_sp_partitions_due", "paused", "next_due_at"),
 )
 
+# The unfinished run of a partition: its checkpoint, so a crash resumes from it. One row per partition,
+# rewritten at each checkpoint and removed when the run's materialization is recorded (Dagster's event
+# log then holds its final checkpoint). A table of its own, not an event per page: a 30,000-record run
+# used to write 300 observation events, burying the run's materializations in the UI.
+run_progress = Table(
+    "sp_run_progress",
+    metadata,
+    Column("integration", String(255), primary_key=True),
+    Column("sync_name", String(255), primary_key=True),
+    Column("partition_key", String(600), primary_key=True),
+    Column("generation", String(64), nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("checkpoint", Text),  # JSON; NULL: no checkpoint saved yet
+    Column("updated_at", Timestamp, nullable=False),
+)
+
 # A (connection, model, variant) of one integration; `last_seq` hands out record cursors.
 streams = Table(
     "sp_streams",
@@ -92,8 +108,8 @@ records = Table(
 )
 
 # What a full-refresh run (generation) saw unchanged, for track_deletes: one row per saved batch, its ids
-# as a JSON array. A batch costs one row, not one B-tree write per record (run 2 of a 1M-record refresh
-# spent a fifth of its time marking records seen). Rows outlive a crash, so a resumed run still knows what
+# as a JSON array. A batch costs one row, not one B-tree write per record (see benchmarks/README.md:
+# marking records seen one by one took a fifth of a large refresh). Rows outlive a crash, so a resumed run still knows what
 # its first attempt saw; a stream's rows of earlier generations are dropped when a later one finishes.
 seen_batches = Table(
     "sp_seen_batches",

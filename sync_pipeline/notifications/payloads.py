@@ -8,8 +8,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sync_pipeline.vocabulary import INCREMENTAL, INITIAL, WEBHOOK
+
 SOURCE = "sync-pipeline"
-INITIAL, INCREMENTAL, WEBHOOK = "INITIAL", "INCREMENTAL", "WEBHOOK"
 FAILURE_TYPE = "script_error"  # Nango's error type for a sync script that failed
 
 
@@ -29,7 +30,7 @@ def encode(payload: dict[str, Any]) -> str:
 
 
 def webhook_sync_type(sync_type: str) -> str:
-    """Our metadata's FULL and INCREMENTAL are both an INCREMENTAL run to the app."""
+    """A run kind as the app hears it: FULL and INCREMENTAL are both an INCREMENTAL run (Nango's words)."""
     return sync_type if sync_type in (INITIAL, WEBHOOK) else INCREMENTAL
 
 

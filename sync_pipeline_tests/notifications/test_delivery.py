@@ -4,22 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sync_pipeline.store import from_iso, utcnow
-from sync_pipeline.webhooks.delivery import (
-    DELIVERED,
-    FAILED,
-    MAX_ATTEMPTS,
-    PENDING,
-    Attempt,
-    DeliveryLog,
-    deliver_due,
-    deliveries_table,
-)
-from sync_pipeline.webhooks.payloads import signature_headers
+from sync_pipeline.notifications.delivery import deliver_due, deliveries_table
+from sync_pipeline.notifications.payloads import signature_headers
+from sync_pipeline.store import DELIVERED, FAILED, MAX_DELIVERY_ATTEMPTS, PENDING, Attempt, from_iso, utcnow
 
 
 def test_enqueue_is_idempotent_by_delivery_id(store):
-    log = DeliveryLog(store.engine)
+    log = store.deliveries
 
     assert log.enqueue("m-1", "http://app/hooks", '{"a":1}') is True
     assert log.enqueue("m-1", "http://other/hooks", '{"a":2}') is False
@@ -29,11 +20,11 @@ def test_enqueue_is_idempotent_by_delivery_id(store):
 
 
 def test_retryable_errors_back_off_exponentially_then_fail_and_stay_in_the_log(store):
-    log = DeliveryLog(store.engine)
+    log = store.deliveries
     now = utcnow()
     log.enqueue("m-1", "http://app/hooks", "{}", now)
     gaps = []
-    for _ in range(MAX_ATTEMPTS - 1):
+    for _ in range(MAX_DELIVERY_ATTEMPTS - 1):
         assert log.record_attempt("m-1", Attempt(False, "HTTP 503", retryable=True), now) == PENDING
         gaps.append((from_iso(log.get("m-1").next_attempt_at) - now).total_seconds())
 
@@ -45,7 +36,7 @@ def test_retryable_errors_back_off_exponentially_then_fail_and_stay_in_the_log(s
 
 
 def test_a_client_error_fails_at_once(store, webhook_receiver):
-    log = DeliveryLog(store.engine)
+    log = store.deliveries
     log.enqueue("m-1", webhook_receiver.url, "{}")
     webhook_receiver.fail_next(400)
 
@@ -54,7 +45,7 @@ def test_a_client_error_fails_at_once(store, webhook_receiver):
 
 
 def test_429_and_408_are_retried(store, webhook_receiver):
-    log = DeliveryLog(store.engine)
+    log = store.deliveries
     log.enqueue("m-1", webhook_receiver.url, "{}")
     log.enqueue("m-2", webhook_receiver.url, "{}")
     webhook_receiver.fail_next(429)
@@ -64,7 +55,7 @@ def test_429_and_408_are_retried(store, webhook_receiver):
 
 
 def test_a_receivers_retry_after_is_honoured_when_longer_than_the_backoff(store, webhook_receiver):
-    log = DeliveryLog(store.engine)
+    log = store.deliveries
     waits = {}
     for delivery_id, status, retry_after in [("slow", 503, "300"), ("fast", 429, "1"), ("far", 503, "86400")]:
         log.enqueue(delivery_id, webhook_receiver.url, "{}")
@@ -79,7 +70,7 @@ def test_a_receivers_retry_after_is_honoured_when_longer_than_the_backoff(store,
 
 
 def test_finished_deliveries_are_forgotten_after_a_week_failures_after_a_month(store):
-    log = DeliveryLog(store.engine)
+    log = store.deliveries
     now = utcnow()
     finished = {
         "delivered-8-days-ago": (Attempt(True), 8),
@@ -102,7 +93,7 @@ def test_no_signing_key_sends_no_signature_headers():
 
 
 def test_the_deliveries_table_lists_status_attempts_and_errors(store):
-    log = DeliveryLog(store.engine)
+    log = store.deliveries
     log.enqueue("m-1", "http://app/hooks", "{}")
     log.record_attempt("m-1", Attempt(False, "HTTP 404: nope"), utcnow())
 

@@ -12,8 +12,8 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Engine, delete, insert, select, update
 
-from sync_pipeline.store.database import to_iso, utcnow
-from sync_pipeline.store.schema import connections
+from sync_pipeline.store._database import to_iso, utcnow
+from sync_pipeline.store._schema import connections
 
 _ENCRYPTED = "fernet:"
 
@@ -110,6 +110,14 @@ class ConnectionStore:
                     .values(metadata=json.dumps(new), updated_at=to_iso(utcnow()))
                 )
         return True
+
+    def webhook_url_overrides(self, integration: str) -> dict[str, str]:
+        """Each connection's `webhook_url_override`, in one query: no credentials read or decrypted."""
+        statement = select(connections.c.connection_id, connections.c.webhook_url_override).where(
+            connections.c.integration == integration, connections.c.webhook_url_override.is_not(None)
+        )
+        with self.engine.connect() as conn:
+            return {row.connection_id: row.webhook_url_override for row in conn.execute(statement)}
 
     def touch_fetched(self, integration: str, connection_id: str) -> None:
         with self.engine.begin() as conn:

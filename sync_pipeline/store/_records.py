@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
 
-from sync_pipeline.store import bulk
-from sync_pipeline.store.database import to_iso
-from sync_pipeline.store.schema import records, seen_batches, streams
+from sync_pipeline.store import _bulk as bulk
+from sync_pipeline.store._database import to_iso
+from sync_pipeline.store._schema import records, seen_batches, streams
+from sync_pipeline.vocabulary import BASE_VARIANT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +35,7 @@ class StreamKey:
     integration: str
     connection_id: str
     model: str
-    variant: str = "base"
+    variant: str = BASE_VARIANT
 
 
 class PreparedRecord(NamedTuple):
@@ -111,6 +112,10 @@ class RecordsCache:
         if found is not None:
             self._stream_ids[key] = found
         return found
+
+    def forget_streams(self) -> None:
+        """Forget the stream ids cached by this process (after the tables were emptied behind its back)."""
+        self._stream_ids.clear()
 
     def last_seq(self, key: StreamKey) -> int:
         sid = self.stream_id(key, create=False)

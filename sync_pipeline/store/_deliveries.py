@@ -1,38 +1,23 @@
-"""The delivery log (`sp_webhook_deliveries`) and delivery: signed POSTs, concurrent, retried with backoff
-(or later, when the receiver's Retry-After asks for longer)."""
+"""The delivery log (`sp_webhook_deliveries`): each change webhook to the app, until delivered or given up."""
 
 from __future__ import annotations
 
-import logging
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import httpx
 from sqlalchemy import Engine, bindparam, delete, select, update
 
-from sync_pipeline.sdk.http import server_wait
-from sync_pipeline.store import to_iso, utcnow
-from sync_pipeline.store.database import dialect_insert
-from sync_pipeline.store.schema import deliveries
-from sync_pipeline.webhooks.payloads import signature_headers
+from sync_pipeline.store._database import dialect_insert, to_iso, utcnow
+from sync_pipeline.store._schema import deliveries
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-DELIVERY_ID_HEADER = "X-Sync-Pipeline-Delivery-Id"
-MAX_ATTEMPTS = 8
+MAX_DELIVERY_ATTEMPTS = 8
 BACKOFF_SECONDS = 10
 MAX_BACKOFF_SECONDS = 3600
-TIMEOUT = httpx.Timeout(5.0, connect=2.0)
-WORKERS = 16
-RETRYABLE_STATUSES = {408, 429}
-ERROR_TEXT_LIMIT = 500
 INSERT_CHUNK = 500
 KEEP_DELIVERED = timedelta(days=7)
 KEEP_FAILED = timedelta(days=30)  # longer: a failure is what someone comes to look at
 PRUNE_CHUNK = 10_000
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -95,7 +80,7 @@ class DeliveryLog:
             return [Delivery(**row._mapping) for row in conn.execute(statement)]
 
     def record_attempt(
-        self, delivery_id: str, attempt: Attempt, now: datetime, *, max_attempts: int = MAX_ATTEMPTS
+        self, delivery_id: str, attempt: Attempt, now: datetime, *, max_attempts: int = MAX_DELIVERY_ATTEMPTS
     ) -> str:
         """Count an attempt; returns the new status (retryable errors stay pending, backing off, until the last)."""
         with self.engine.begin() as conn:
@@ -107,7 +92,7 @@ class DeliveryLog:
         return values["status"]
 
     def record_attempts(
-        self, outcomes: list[tuple[Delivery, Attempt]], now: datetime, *, max_attempts: int = MAX_ATTEMPTS
+        self, outcomes: list[tuple[Delivery, Attempt]], now: datetime, *, max_attempts: int = MAX_DELIVERY_ATTEMPTS
     ) -> list[str]:
         """`record_attempt` for many deliveries read by `due` in this tick (their attempt counts), in one statement."""
         rows = [
@@ -196,96 +181,3 @@ def _asked_wait(attempt: Attempt) -> timedelta:
 def backoff(attempts: int) -> timedelta:
     """10 s after the first failed attempt, doubling, capped."""
     return timedelta(seconds=min(BACKOFF_SECONDS * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS))
-
-
-def post(client: httpx.Client, delivery: Delivery, signing_key: str | None) -> Attempt:
-    """POST one delivery's body, signed; never raises."""
-    body = delivery.body.encode()
-    headers = {
-        "Content-Type": "application/json",
-        DELIVERY_ID_HEADER: delivery.delivery_id,
-        **signature_headers(body, signing_key),
-    }
-    try:
-        response = client.post(delivery.url, content=body, headers=headers)
-    except httpx.TransportError as error:  # timeouts, refused connections, resets
-        return Attempt(False, f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT], retryable=True)
-    if response.is_success:
-        return Attempt(True)
-    retryable = response.status_code >= 500 or response.status_code in RETRYABLE_STATUSES
-    return Attempt(
-        False,
-        f"HTTP {response.status_code}: {response.text[:200]}",
-        retryable=retryable,
-        retry_after=server_wait(response) if retryable else None,
-    )
-
-
-def deliver_due(
-    log_: DeliveryLog,
-    signing_key: str | None,
-    *,
-    now: datetime | None = None,
-    budget_seconds: float = 30.0,
-    limit: int = 5000,
-) -> dict[str, int]:
-    """Attempt every due delivery concurrently (a dead receiver only holds one worker); counts per new status.
-
-    Deliveries not started within `budget_seconds` stay due for the next call.
-    """
-    now = now or utcnow()
-    due = log_.due(now, limit)
-    counts = {DELIVERED: 0, PENDING: 0, FAILED: 0}
-    if not due:
-        return counts
-    deadline = time.monotonic() + budget_seconds
-
-    def attempt(delivery: Delivery) -> tuple[Delivery, Attempt] | None:
-        if time.monotonic() > deadline:
-            return None  # left due for the next call
-        outcome = post(client, delivery, signing_key)
-        if not outcome.delivered:
-            log.warning(
-                "webhook delivery %s to %s failed: %s", delivery.delivery_id, _host(delivery.url), outcome.error
-            )
-        return delivery, outcome
-
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(due))) as pool:
-            outcomes = [outcome for outcome in pool.map(attempt, due) if outcome is not None]
-    # Backoff counts from when the attempts ended, not from the tick's start (or a later `now` given by a test).
-    for status in log_.record_attempts(outcomes, max(now, utcnow())):
-        counts[status] += 1
-    return counts
-
-
-def _host(url: str) -> str:
-    """Where a delivery went, for logs: a webhook URL may carry a token in its path or query."""
-    try:
-        return httpx.URL(url).host or "?"
-    except httpx.InvalidURL:
-        return "?"
-
-
-def deliveries_table(rows: list[Delivery]) -> str:
-    """A plain-text table of deliveries for `sync-pipeline deliveries` (bodies left out; they can be large)."""
-    if not rows:
-        return "no deliveries"
-    header = ("DELIVERY ID", "STATUS", "ATTEMPTS", "NEXT ATTEMPT", "CREATED", "URL", "LAST ERROR")
-    lines = [
-        (
-            r.delivery_id,
-            r.status,
-            str(r.attempts),
-            r.next_attempt_at if r.status == PENDING else "-",
-            r.created_at,
-            r.url,
-            r.last_error or "",
-        )
-        for r in rows
-    ]
-    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header) - 1)]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line[:-1], widths)) + "  " + line[-1].replace("\n", " ")
-        for line in [header, *lines]
-    )
