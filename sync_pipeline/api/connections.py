@@ -10,7 +10,7 @@ from starlette.routing import Route
 from sync_pipeline.api.endpoint import Call, endpoint
 from sync_pipeline.api.errors import not_found
 from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Success
-from sync_pipeline.orchestration.failures import connection_errors
+from sync_pipeline.orchestration.failures import PartitionRef, connection_errors
 from sync_pipeline.orchestration.lifecycle import add_base_partitions, delete_connection, register_connection
 from sync_pipeline.store import Connection, to_iso, utcnow
 
@@ -134,8 +134,22 @@ def list_connections(call: Call) -> dict[str, Any]:
     """List connections, optionally of one integration or connection id."""
     query: ListQuery = call.parse_query()
     found = call.services.store.connections.list(query.integrationId, query.connectionId)
-    errors = connection_errors(call.services.instance, [(c.integration, c.connection_id, c.created_at) for c in found])
+    errors = connection_errors(call.services.instance, _partitions_of(call, found))
     return {"connections": [summary(c, errors.get((c.integration, c.connection_id), [])) for c in found]}
+
+
+def _partitions_of(call: Call, found: list[Connection]) -> list[PartitionRef]:
+    """The sync partitions of the listed connections: one query per integration."""
+    wanted = {(c.integration, c.connection_id) for c in found}
+    refs = []
+    for integration_name in sorted({c.integration for c in found}):
+        integration = call.services.registry.get(integration_name)
+        for row in call.services.store.partitions.list(integration_name):
+            sync = integration.syncs.get(row.sync_name) if integration is not None else None
+            if sync is not None and (integration_name, row.connection_id) in wanted:
+                refs.append(PartitionRef(integration_name, row.connection_id, sync.name, sync.qualified_name,
+                                         row.partition_key, row.variant, row.created_at))  # fmt: skip
+    return refs
 
 
 @endpoint(path=ConnectionPath, query=ConnectionQuery, response=ConnectionDetail)

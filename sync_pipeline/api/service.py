@@ -38,10 +38,9 @@ class About(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "unavailable"]
-    database: Literal["ok", "unreachable"]
-    version: str | None = None
-    error: str | None = None
+    status: Literal["ok"]
+    database: Literal["ok"]
+    version: str
 
 
 @endpoint(auth=False, response=About)
@@ -67,14 +66,15 @@ def root(_call: Call) -> dict[str, Any]:
 def health(call: Call) -> JSONResponse:
     """200 when the database answers, 503 when it does not (no key needed).
 
-    The 503 says why, without the database's URL or any secret.
+    The 503 is an error (`database_unreachable`) saying why, without the database's URL or any secret.
     """
     try:
         with call.services.store.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception as error:  # noqa: BLE001 - any failure to reach the database is "unhealthy"
-        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
-        return JSONResponse({"status": "unavailable", "database": "unreachable", "error": reason}, status_code=503)
+    except Exception as error:  # noqa: BLE001 - any failure to reach the database is "unavailable"
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        message = f"the database does not answer: {type(error).__name__}: {first_line}"[:300]
+        return JSONResponse({"error": {"code": "database_unreachable", "message": message, "errors": []}}, status_code=503)
     return JSONResponse({"status": "ok", "database": "ok", "version": package_version()})
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from sync_pipeline.store import from_iso
-from sync_pipeline.vocabulary import CONNECTION_TAG, PARTITION_TAG
+from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG
 
 ERROR_TYPE_KEY = "error_type"  # metadata of the Failure a sync run raises: the original exception's class
 
@@ -65,45 +65,57 @@ def _iso(timestamp: float) -> str:
 FAILURES_READ = 500  # the newest failed runs looked at for a listing of connections
 
 
-def connection_errors(instance: DagsterInstance, connections: list[tuple[str, str, str]]) -> dict[tuple[str, str], list[dict]]:
-    """Per (integration, connection_id): the sync partitions whose latest run failed, newest first.
+@dataclass(frozen=True)
+class PartitionRef:
+    """A sync partition of a listed connection: its job, its key, and when it was (re)created."""
 
-    `connections` holds (integration, connection_id, created_at ISO). Two queries in all: the recent failed runs of
-    these connections, then the successful runs after them (a partition that succeeded since is fine again).
+    integration: str
+    connection_id: str
+    sync_name: str
+    job_name: str
+    partition_key: str
+    variant: str
+    created_at: str
+
+
+def connection_errors(instance: DagsterInstance, partitions: list[PartitionRef]) -> dict[tuple[str, str], list[dict]]:
+    """Per (integration, connection_id): the partitions whose latest run failed, and why.
+
+    Two queries in all, by Dagster's own partition tag (so runs launched from the UI count too): the recent
+    failed runs of these partitions, then the successful runs after them (a partition that succeeded since
+    is fine again). Runs from before a partition's (re)creation belong to an earlier life and are ignored.
     """
-    created = {f"{integration}/{connection_id}": created_at for integration, connection_id, created_at in connections}
-    if not created:
+    by_run_key = {(ref.job_name, ref.partition_key): ref for ref in partitions}
+    if not by_run_key:
         return {}
+    keys = sorted({ref.partition_key for ref in partitions})
+    newest: dict[tuple[str, str], object] = {}
     failed = instance.get_run_records(
-        RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={CONNECTION_TAG: list(created)}), limit=FAILURES_READ
+        RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={DAGSTER_PARTITION_TAG: keys}), limit=FAILURES_READ
     )
-    newest: dict[str, object] = {}
-    for record in failed:  # newest first: keep each partition's newest failure of the connection's current life
-        run = record.dagster_run
-        owner = run.tags.get(CONNECTION_TAG)
-        if owner in created and record.create_timestamp >= from_iso(created[owner]):
-            newest.setdefault(run.tags.get(PARTITION_TAG, ""), record)
+    for record in failed:  # newest first
+        run_key = (record.dagster_run.job_name, record.dagster_run.tags.get(DAGSTER_PARTITION_TAG, ""))
+        ref = by_run_key.get(run_key)
+        if ref is not None and record.create_timestamp >= from_iso(ref.created_at):
+            newest.setdefault(run_key, record)
     if not newest:
         return {}
     oldest = min(record.create_timestamp for record in newest.values())
-    recovered = {
-        record.dagster_run.tags.get(PARTITION_TAG): record.create_timestamp
-        for record in instance.get_run_records(
-            RunsFilter(statuses=[DagsterRunStatus.SUCCESS], tags={PARTITION_TAG: list(newest)}, created_after=oldest)
-        )
-    }
+    recovered: dict[tuple[str, str], object] = {}
+    succeeded = instance.get_run_records(
+        RunsFilter(statuses=[DagsterRunStatus.SUCCESS], tags={DAGSTER_PARTITION_TAG: sorted({k for _, k in newest})},
+                   created_after=oldest)
+    )  # fmt: skip
+    for record in succeeded:
+        recovered.setdefault((record.dagster_run.job_name, record.dagster_run.tags.get(DAGSTER_PARTITION_TAG, "")), record)
     found: dict[tuple[str, str], list[dict]] = {}
-    for partition, record in newest.items():
-        if partition in recovered and recovered[partition] > record.create_timestamp:
+    for run_key, record in newest.items():
+        if run_key in recovered and recovered[run_key].create_timestamp > record.create_timestamp:
             continue
-        run = record.dagster_run
-        integration, _, connection_id = run.tags[CONNECTION_TAG].partition("/")
-        sync_name = run.job_name[len(integration) + 2 :]
-        variant = partition.rpartition("::")[2]
-        failure = run_failure(instance, run.run_id)
-        found.setdefault((integration, connection_id), []).append(
-            {"type": "sync", "log_id": run.run_id, "sync_name": sync_name, "sync_variant": variant,
+        ref = by_run_key[run_key]
+        failure = run_failure(instance, record.dagster_run.run_id)
+        found.setdefault((ref.integration, ref.connection_id), []).append(
+            {"type": "sync", "log_id": failure.run_id, "sync_name": ref.sync_name, "sync_variant": ref.variant,
              "error_type": failure.type, "message": failure.message, "failedAt": failure.failed_at}
         )  # fmt: skip
     return found
-
