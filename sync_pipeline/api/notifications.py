@@ -48,18 +48,7 @@ class DeliveryPath(Lenient):
     delivery_id: str = Field(min_length=1, max_length=64)
 
 
-class RetriedDelivery(BaseModel):
-    delivery_id: str
-    url: str
-    status: Literal["pending", "delivered", "failed"]
-    attempts: int
-    next_attempt_at: str
-    last_error: str | None
-    created_at: str
-    updated_at: str
-
-
-@endpoint(path=DeliveryPath, response=RetriedDelivery)
+@endpoint(path=DeliveryPath, response=DeliveryView)
 def retry_delivery(call: Call) -> dict[str, Any]:
     """Send a failed (or pending) delivery again now, with a fresh series of attempts.
 
@@ -72,7 +61,8 @@ def retry_delivery(call: Call) -> dict[str, Any]:
         raise not_found("not_found", f"there is no webhook delivery {delivery_id!r}")
     if before.status == DELIVERED:
         raise ApiError(400, "already_delivered", f"webhook delivery {delivery_id!r} was delivered; there is nothing to retry")
-    return {key: value for key, value in asdict(log.retry(delivery_id)).items() if key != "body"}
+    retried = log.retry(delivery_id)
+    return {**asdict(retried), "body": _json_or_text(retried.body)}
 
 
 def _json_or_text(body: str) -> Any:

@@ -160,6 +160,24 @@ def wait_for_stop_signal(product: Product) -> str:
             signal.signal(sig, handler)
 
 
+def wait_until_answering(*urls: str, timeout: float) -> bool:
+    """Whether each URL answered 200 (polled in turn) within `timeout` seconds in all."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    for url in urls:
+        while True:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.3)
+    return True
+
+
 def redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 

@@ -12,10 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 
 from sync_pipeline.cli.client import Api
-from sync_pipeline.cli.processes import Product, exit_now, prepare_environment, product_commands, wait_for_stop_signal
+from sync_pipeline.cli.processes import (
+    Product,
+    exit_now,
+    prepare_environment,
+    product_commands,
+    wait_for_stop_signal,
+    wait_until_answering,
+)
 from sync_pipeline.demo.provider import TOKEN, DemoProvider, Served
 
 START_TIMEOUT = 120.0
@@ -149,17 +155,8 @@ def walkthrough(api: Api, provider: DemoProvider, ui: str, started: float) -> No
 
 
 def wait_until_up(*urls: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    for url in urls:
-        while True:
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise DemoFailed(f"{url} did not answer within {START_TIMEOUT:.0f} s")
-            time.sleep(0.3)
+    if not wait_until_answering(*urls, timeout=START_TIMEOUT):
+        raise DemoFailed(f"{' and '.join(urls)} did not answer within {START_TIMEOUT:.0f} s")
 
 
 def create_connection(api: Api, integration: str, config: dict[str, Any], metadata: dict[str, Any]) -> None:

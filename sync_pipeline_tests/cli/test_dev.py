@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sync_pipeline.cli.processes import wait_until_answering
 from sync_pipeline.integrations import load_registry
 from sync_pipeline.orchestration.checks import INVALID_SHARE, MASS_DELETION
 from sync_pipeline_tests.cli.processes import REPO, Command, free_port, port_closed
@@ -68,7 +69,7 @@ def dev(tmp_path_factory, slack):
     command = Command("dev", "--ui-port", str(ui_port), "--api-port", str(api_port), env={"DAGSTER_HOME": str(home)})
     ui, api = f"http://127.0.0.1:{ui_port}", f"http://127.0.0.1:{api_port}"
     try:
-        _wait_for(f"{ui}/server_info", f"{api}/health")
+        assert wait_until_answering(f"{ui}/server_info", f"{api}/health", timeout=180), command.output()
         running = Dev(command, home, ui, api, (home / "secret_key").read_text().strip())
         with running.client() as client:
             response = client.post("/connections", json={
@@ -80,19 +81,6 @@ def dev(tmp_path_factory, slack):
         yield running
     finally:
         command.kill()
-
-
-def _wait_for(*urls: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    for url in urls:
-        while True:
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"{url} did not answer within {timeout} s"
-            time.sleep(0.5)
 
 
 def _slack_status(dev: Dev) -> dict:

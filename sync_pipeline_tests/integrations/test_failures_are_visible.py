@@ -5,26 +5,13 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from sync_pipeline.api import create_app
 from sync_pipeline.orchestration.notifications import run_webhook_tick
 from sync_pipeline.sdk.errors import describe_error
 from sync_pipeline.settings import WebhookSettings
-from sync_pipeline_tests.fakes.server import ServedApp
-
-SECRET = "failures-secret"
-
-
-@pytest.fixture
-def api(instance, store, sync) -> Iterator[httpx.Client]:
-    app = create_app(registry=sync.registry, instance=instance, store=store, secret_key=SECRET)
-    with ServedApp(app) as served:
-        with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {SECRET}"}, timeout=30) as client:
-            yield client
 
 
 def _connect_github(api: httpx.Client, github_api, token: str, *, new: bool = True) -> None:

@@ -3,25 +3,11 @@ webhook wrote issues to it. Without them it would be a partition and a run that 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
-from sync_pipeline.api import create_app
 from sync_pipeline_tests.fakes.github import issues_event, signed_headers
-from sync_pipeline_tests.fakes.server import ServedApp
 
-SECRET = "base-variant-secret"
 STATUS = {"provider_config_key": "github", "connection_id": "acme", "syncs": "*"}
-
-
-@pytest.fixture
-def api(instance, store, sync) -> Iterator[httpx.Client]:
-    app = create_app(registry=sync.registry, instance=instance, store=store, secret_key=SECRET)
-    with ServedApp(app) as served:
-        with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {SECRET}"}, timeout=30) as client:
-            yield client
 
 
 def _connect(api: httpx.Client, github_api, metadata: dict) -> None:
