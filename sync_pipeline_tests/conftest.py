@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,15 +45,24 @@ def database_url(tmp_path_factory) -> Iterator[str]:
     if not SERVER_URL:
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'sync_pipeline.db'}"
         return
+    try:
+        with server_database("sp_test") as url:
+            yield url
+    finally:
+        store_for.cache_clear()
+
+
+@contextmanager
+def server_database(prefix: str) -> Iterator[str]:
+    """A new database on the PostgreSQL server of SYNC_PIPELINE_TEST_DATABASE_URL, dropped afterwards."""
     server = make_url(normalize_database_url(SERVER_URL))
-    name = f"sp_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
-        store_for.cache_clear()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

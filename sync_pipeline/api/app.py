@@ -10,7 +10,17 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sync_pipeline.api import connections, notifications, openapi, provider_webhooks, records, service, syncs
+from sync_pipeline.api import (
+    connections,
+    integrations,
+    notifications,
+    openapi,
+    provider_webhooks,
+    records,
+    scripts,
+    service,
+    syncs,
+)
 from sync_pipeline.api.endpoint import Services
 from sync_pipeline.api.errors import ApiError, api_error_response, http_error_response, unexpected_error_response
 from sync_pipeline.sdk.declaration import Registry
@@ -22,7 +32,9 @@ SECRET_KEY_VARIABLE = "SYNC_PIPELINE_SECRET_KEY"
 def routes() -> list[Route]:
     return [
         *connections.routes(),
+        *integrations.routes(),
         *records.routes(),
+        *scripts.routes(),
         *syncs.routes(),
         *provider_webhooks.routes(),
         *notifications.routes(),

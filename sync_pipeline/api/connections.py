@@ -1,18 +1,27 @@
-"""Connections: import, list, read, delete, and their metadata."""
+"""Connections: import, list (paged, filtered, with their errors), read (refreshing on demand), change tags and
+end user, delete, and their metadata."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, endpoint
-from sync_pipeline.api.errors import not_found
-from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Success
-from sync_pipeline.orchestration.failures import PartitionRef, connection_errors
+from sync_pipeline.api.errors import ApiError, not_found
+from sync_pipeline.api.fields import ConnectionId, Lenient, ProviderConfigKey, Strict, Success
+from sync_pipeline.orchestration.credentials import CredentialKeeper
 from sync_pipeline.orchestration.lifecycle import add_base_partitions, delete_connection, register_connection
-from sync_pipeline.store import Connection, to_iso, utcnow
+from sync_pipeline.sdk.errors import SyncError
+from sync_pipeline.store import Connection, ConnectionPage, ConnectionProblem, to_iso, utcnow
+
+# Nango's limits on tags: at most 10, keys start with a letter, lowercased when stored.
+TAG_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_\-./]{0,63}$")
+MAX_TAGS = 10
+MAX_PAGE = 2000  # Nango's largest `limit`
+DEFAULT_LIMIT = 10_000  # Nango's default, kept for clients that never page
 
 
 class _Credentials(Lenient):
@@ -39,7 +48,53 @@ class NoCredentials(_Credentials):
     type: Literal["NONE"]
 
 
-Credentials = Annotated[OAuth2 | ApiKey | Basic | NoCredentials, Field(discriminator="type")]
+class App(_Credentials):
+    """A GitHub App installation: its tokens are minted with the integration's app id and private key."""
+
+    type: Literal["APP"]
+    installation_id: str | int
+
+    @field_validator("installation_id")
+    @classmethod
+    def _text(cls, value: str | int) -> str:
+        if not str(value).strip():
+            raise ValueError("installation_id is empty")
+        return str(value)
+
+
+Credentials = Annotated[OAuth2 | ApiKey | Basic | NoCredentials | App, Field(discriminator="type")]
+
+
+def _tags(tags: dict[str, str]) -> dict[str, str]:
+    """Nango's tags: at most 10, keys of letters, digits and _-./ starting with a letter, values 1-255 characters."""
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags")
+    lowered: dict[str, str] = {}
+    for key, value in tags.items():
+        if not TAG_KEY.match(key):
+            raise ValueError(f"tag key {key!r} must start with a letter and hold letters, digits, _ - . / (64 at most)")
+        if not 1 <= len(value) <= 255:
+            raise ValueError(f"tag {key!r} must have a value of 1 to 255 characters")
+        if key.lower() in lowered:
+            raise ValueError(f"tag key {key.lower()!r} is given twice (keys are compared in lower case)")
+        lowered[key.lower()] = value
+    return lowered
+
+
+Tags = Annotated[dict[str, str], AfterValidator(_tags)]
+
+
+class Organization(Strict):
+    id: str = Field(min_length=1, max_length=255)
+    display_name: str | None = None
+
+
+class EndUser(Strict):
+    id: str = Field(min_length=1, max_length=255)
+    email: str | None = None
+    display_name: str | None = None
+    tags: Tags | None = None
+    organization: Organization | None = None
 
 
 class ImportBody(Lenient):
@@ -49,17 +104,34 @@ class ImportBody(Lenient):
     connection_config: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
     webhook_url_override: AnyHttpUrl | None = None
+    tags: Tags | None = None
+    end_user: EndUser | None = None
 
 
 class ListQuery(Lenient):
-    connectionId: str | None = None
+    connectionId: str | None = Field(None, min_length=1, max_length=255)
+    search: str | None = Field(None, min_length=1, max_length=255)
     integrationId: str | None = None
+    endUserId: str | None = Field(None, min_length=1, max_length=255)
+    endUserOrganizationId: str | None = Field(None, min_length=1, max_length=255)
+    tags: Tags = Field(default_factory=dict)
+    limit: int | None = Field(None, ge=1, le=MAX_PAGE)
+    page: int = Field(0, ge=0)
 
 
 class ConnectionQuery(Lenient):
     provider_config_key: ProviderConfigKey
-    force_refresh: bool = False
-    refresh_token: bool = False
+
+
+class GetQuery(ConnectionQuery):
+    force_refresh: bool = False  # refresh the token now
+    refresh_token: bool = False  # include the refresh token in the answer
+
+
+class PatchBody(Strict):
+    tags: Tags | None = None
+    end_user: EndUser | None = None
+    webhook_url_override: AnyHttpUrl | None = None
 
 
 class ConnectionPath(Lenient):
@@ -72,6 +144,23 @@ class MetadataBody(Lenient):
     metadata: dict[str, Any]
 
 
+class ConnectionErrorEntry(BaseModel):
+    """Nango's `{type, log_id}` and our message: `auth` (a refused refresh) or `sync` (a partition's last run failed,
+    `log_id` its Dagster run id)."""
+
+    type: Literal["auth", "sync"]
+    log_id: str
+    message: str
+
+
+class EndUserAnswer(BaseModel):
+    id: str
+    display_name: str | None
+    email: str | None
+    tags: dict[str, str] | None
+    organization: dict[str, Any] | None
+
+
 class ConnectionDetail(BaseModel):
     id: int
     connection_id: str
@@ -79,22 +168,14 @@ class ConnectionDetail(BaseModel):
     provider: str
     connection_config: dict[str, Any]
     metadata: dict[str, Any]
+    webhook_url_override: str | None
     created_at: str
     updated_at: str
     last_fetched_at: str | None
+    errors: list[ConnectionErrorEntry]
+    end_user: EndUserAnswer | None
+    tags: dict[str, str]
     credentials: dict[str, Any]
-
-
-class FailingSync(BaseModel):
-    """A sync partition of the connection whose latest run failed, and why."""
-
-    type: Literal["sync"]
-    log_id: str  # the Dagster run id
-    sync_name: str
-    sync_variant: str
-    error_type: str
-    message: str
-    failedAt: str | None
 
 
 class ConnectionSummary(BaseModel):
@@ -104,13 +185,24 @@ class ConnectionSummary(BaseModel):
     provider: str
     created: str
     metadata: dict[str, Any]
-    errors: list[FailingSync]
-    end_user: dict[str, Any] | None
-    tags: dict[str, Any]
+    errors: list[ConnectionErrorEntry]
+    end_user: EndUserAnswer | None
+    tags: dict[str, str]
 
 
 class ConnectionList(BaseModel):
     connections: list[ConnectionSummary]
+
+
+class Removed(BaseModel):
+    partitions: int
+    schedules: int
+    records: int
+
+
+class DeleteAnswer(BaseModel):
+    success: bool
+    deleted: Removed
 
 
 @endpoint(body=ImportBody, response=ConnectionDetail)
@@ -125,49 +217,91 @@ def import_connection(call: Call) -> dict[str, Any]:
         config=body.connection_config,
         metadata=body.metadata,
         webhook_url_override=str(body.webhook_url_override) if body.webhook_url_override else None,
+        tags=body.tags,
+        end_user=body.end_user.model_dump() if body.end_user else None,
     )
-    return detail(register_connection(call.services.instance, call.services.store, integration, connection))
+    stored = register_connection(call.services.instance, call.services.store, integration, connection)
+    return detail(call, stored, with_refresh_token=False)
 
 
 @endpoint(query=ListQuery, response=ConnectionList)
 def list_connections(call: Call) -> dict[str, Any]:
-    """List connections, optionally of one integration or connection id."""
-    query: ListQuery = call.parse_query()
-    found = call.services.store.connections.list(query.integrationId, query.connectionId)
-    errors = connection_errors(call.services.instance, _partitions_of(call, found))
-    return {"connections": [summary(c, errors.get((c.integration, c.connection_id), [])) for c in found]}
+    """List connections, oldest first, filtered (`search`, `tags[key]`, ...) and paged (`limit`, `page`) as Nango does."""
+    query: ListQuery = call.parse_query(_with_tags(call))
+    page = ConnectionPage(
+        integrations=tuple(part.strip() for part in (query.integrationId or "").split(",") if part.strip()),
+        connection_id=query.connectionId,
+        search=query.search,
+        tags=tuple(query.tags.items()),
+        end_user_id=query.endUserId,
+        end_user_organization_id=query.endUserOrganizationId,
+        limit=query.limit or DEFAULT_LIMIT,
+        page=query.page,
+    )
+    found = call.services.store.connections.page(page)
+    errors = call.services.store.connection_errors.of([(c.integration, c.connection_id) for c in found])
+    return {"connections": [summary(c, errors[(c.integration, c.connection_id)]) for c in found]}
 
 
-def _partitions_of(call: Call, found: list[Connection]) -> list[PartitionRef]:
-    """The sync partitions of the listed connections: one query per integration."""
-    wanted = {(c.integration, c.connection_id) for c in found}
-    refs = []
-    for integration_name in sorted({c.integration for c in found}):
-        integration = call.services.registry.get(integration_name)
-        for row in call.services.store.partitions.list(integration_name):
-            sync = integration.syncs.get(row.sync_name) if integration is not None else None
-            if sync is not None and (integration_name, row.connection_id) in wanted:
-                refs.append(PartitionRef(integration_name, row.connection_id, sync.name, sync.qualified_name,
-                                         row.partition_key, row.variant, row.created_at))  # fmt: skip
-    return refs
-
-
-@endpoint(path=ConnectionPath, query=ConnectionQuery, response=ConnectionDetail)
+@endpoint(path=ConnectionPath, query=GetQuery, response=ConnectionDetail)
 def get_connection(call: Call) -> dict[str, Any]:
-    """The connection with its credentials, as Nango answers it (the caller holds the secret key)."""
+    """The connection with its credentials, as Nango answers it (the caller holds the secret key).
+
+    `force_refresh=true` refreshes the token now; the refresh token is left out unless `refresh_token=true`.
+    """
     connection = _existing(call)
+    query: GetQuery = call.parse_query()
+    if query.force_refresh:
+        connection = _refreshed(call, connection)
     call.services.store.connections.touch_fetched(connection.integration, connection.connection_id)
     connection.last_fetched_at = to_iso(utcnow())
-    return detail(connection)
+    return detail(call, connection, with_refresh_token=query.refresh_token)
 
 
-@endpoint(path=ConnectionPath, query=ConnectionQuery, response=Success)
+@endpoint(path=ConnectionPath, query=ConnectionQuery, body=PatchBody, response=Success)
+def patch_connection(call: Call) -> dict[str, Any]:
+    """Change the tags, end user or webhook URL override of a connection (what is sent replaces what was stored)."""
+    connection = _existing(call)
+    body: PatchBody = call.parse_body()
+    call.services.store.connections.set_profile(
+        connection.integration,
+        connection.connection_id,
+        tags=body.tags,
+        end_user=body.end_user.model_dump() if body.end_user else None,
+        webhook_url_override=str(body.webhook_url_override) if body.webhook_url_override else None,
+    )
+    return {"success": True}
+
+
+@endpoint(path=ConnectionPath, query=ConnectionQuery, response=DeleteAnswer)
 def remove_connection(call: Call) -> dict[str, Any]:
-    """Delete the connection with its partitions, schedules and records."""
+    """Delete the connection with its partitions (every variant), schedules and records, and say how many."""
     connection = _existing(call)
     integration = call.services.integration(connection.integration)
-    delete_connection(call.services.instance, call.services.store, integration, connection.connection_id)
-    return {"success": True}
+    removed = delete_connection(call.services.instance, call.services.store, integration, connection.connection_id)
+    return {"success": True, "deleted": removed}
+
+
+def _refreshed(call: Call, connection: Connection) -> Connection:
+    integration = call.services.integration(connection.integration)
+    try:
+        return CredentialKeeper(call.services.store, integration, connection).force()
+    except SyncError as error:
+        raise ApiError(400, "invalid_credentials", str(error)) from None
+
+
+def _with_tags(call: Call) -> dict[str, Any]:
+    """The query, with Nango's `tags[key]=value` parameters gathered into `tags`."""
+    query: dict[str, Any] = {}
+    tags: dict[str, str] = {}
+    for name, value in call.query.multi_items():
+        if name.startswith("tags[") and name.endswith("]"):
+            tags[name[5:-1]] = value
+        else:
+            query[name] = value
+    if tags:
+        query["tags"] = tags
+    return query
 
 
 @endpoint(status=201, body=MetadataBody, response=MetadataBody)
@@ -206,8 +340,7 @@ def _existing(call: Call) -> Connection:
     return connection
 
 
-def summary(connection: Connection, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A connection in a listing; `errors` names each sync partition whose latest run failed, and why."""
+def summary(connection: Connection, errors: list[ConnectionProblem]) -> dict[str, Any]:
     return {
         "id": connection.id,
         "connection_id": connection.connection_id,
@@ -215,13 +348,18 @@ def summary(connection: Connection, errors: list[dict[str, Any]] | None = None) 
         "provider": connection.integration,
         "created": connection.created_at,
         "metadata": connection.metadata,
-        "errors": errors or [],
-        "end_user": None,
-        "tags": {},
+        "errors": [public_error(error) for error in errors],
+        "end_user": public_end_user(connection.end_user),
+        "tags": connection.tags or {},
     }
 
 
-def detail(connection: Connection) -> dict[str, Any]:
+def detail(call: Call, connection: Connection, *, with_refresh_token: bool) -> dict[str, Any]:
+    """The connection as `GET /connection/{id}` answers it; the refresh token only when asked for."""
+    errors = call.services.store.connection_errors.of([(connection.integration, connection.connection_id)])
+    credentials = dict(connection.credentials)
+    if not with_refresh_token:
+        credentials.pop("refresh_token", None)
     return {
         "id": connection.id,
         "connection_id": connection.connection_id,
@@ -229,10 +367,32 @@ def detail(connection: Connection) -> dict[str, Any]:
         "provider": connection.integration,
         "connection_config": connection.config,
         "metadata": connection.metadata,
+        "webhook_url_override": connection.webhook_url_override,
         "created_at": connection.created_at,
         "updated_at": connection.updated_at,
         "last_fetched_at": connection.last_fetched_at,
-        "credentials": connection.credentials,
+        "errors": [public_error(e) for e in errors[(connection.integration, connection.connection_id)]],
+        "end_user": public_end_user(connection.end_user),
+        "tags": connection.tags or {},
+        "credentials": credentials,
+    }
+
+
+def public_error(error: ConnectionProblem) -> dict[str, str]:
+    """Nango's `{type, log_id}`, with our message: `log_id` is the failed run's Dagster run id (auth: "")."""
+    return {"type": error.kind, "log_id": error.log_id, "message": error.message}
+
+
+def public_end_user(end_user: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Nango's ApiEndUser: every field present, null when unknown."""
+    if not end_user:
+        return None
+    return {
+        "id": end_user["id"],
+        "display_name": end_user.get("display_name"),
+        "email": end_user.get("email"),
+        "tags": end_user.get("tags"),
+        "organization": end_user.get("organization"),
     }
 
 
@@ -243,6 +403,7 @@ def routes() -> list[Route]:
             Route(f"{prefix}/metadata", replace_metadata, methods=["POST"]),
             Route(f"{prefix}/metadata", merge_metadata, methods=["PATCH"]),
             Route(f"{prefix}/{{connection_id}}", get_connection, methods=["GET"]),
+            Route(f"{prefix}/{{connection_id}}", patch_connection, methods=["PATCH"]),
             Route(f"{prefix}/{{connection_id}}", remove_connection, methods=["DELETE"]),
         ]
     return [

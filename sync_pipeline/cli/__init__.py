@@ -1,4 +1,5 @@
-"""The `sync-pipeline` command: `dev` and `demo` start a deployment, `serve` the API; the rest operate one over its HTTP API."""
+"""The `sync-pipeline` command: `dev` and `demo` start a deployment, `serve` the API; the rest operate one (over its
+HTTP API, except `integration-credentials`, which writes to its database)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import click
 
 from sync_pipeline.api.service import package_version
 from sync_pipeline.cli.client import DEFAULT_URL, URL_VARIABLE, Api
+from sync_pipeline.cli.integrations import integration_credentials
 from sync_pipeline.cli.operator import COMMANDS
 from sync_pipeline.cli.processes import (
     Product,
@@ -34,7 +36,7 @@ def main(ctx: click.Context, url: str, key: str | None) -> None:
     ctx.obj = Api(url.rstrip("/"), key)
 
 
-for command in COMMANDS:
+for command in [*COMMANDS, integration_credentials]:
     main.add_command(command)
 
 

@@ -91,20 +91,20 @@ def connections_add(ctx, integration, connection_id, token, api_key, basic, base
 @JSON_OPTION
 @click.pass_context
 def connections_list(ctx, integration, connection_id, as_json):
-    """Every connection, with the syncs whose latest run failed."""
+    """Every connection, with what is wrong with it: failed credentials, syncs whose latest run failed."""
     params = {k: v for k, v in (("integrationId", integration), ("connectionId", connection_id)) if v}
     found = api_of(ctx).get("/connections", params=params)["connections"]
     rows = [
         (c["provider_config_key"], c["connection_id"], c["created"], _errors_cell(c["errors"]))
         for c in found
     ]
-    emit(found, as_json, Table(("INTEGRATION", "CONNECTION", "CREATED", "FAILING SYNCS"), rows, empty="no connections"))
+    emit(found, as_json, Table(("INTEGRATION", "CONNECTION", "CREATED", "ERRORS"), rows, empty="no connections"))
 
 
 def _errors_cell(errors: list[dict[str, Any]]) -> str:
     if not errors:
         return "-"
-    return "; ".join(f"{e.get('sync_name')}/{e.get('sync_variant')}: {e.get('error_type')}: {e.get('message')}" for e in errors)
+    return "; ".join(f"{e.get('type')}: {e.get('message')}" for e in errors)
 
 
 @connections.command("show")

@@ -80,6 +80,20 @@ def find_deployment() -> Path:
     return home
 
 
+def find_database_url() -> str:
+    """The database of an existing deployment: SYNC_PIPELINE_DATABASE_URL, else the SQLite file of the Dagster home
+    `find_deployment` finds. Never a new, empty one."""
+    from sync_pipeline.settings import database_url
+
+    if os.environ.get("SYNC_PIPELINE_DATABASE_URL"):
+        return database_url()
+    home = find_deployment()
+    os.environ["DAGSTER_HOME"] = str(home)
+    if not (home / "sync_pipeline.db").exists():
+        raise DeploymentNotFound(f"the deployment at {home} has no database yet (sync_pipeline.db): start it once with `sync-pipeline dev`")
+    return database_url()
+
+
 def code_target() -> list[str]:
     """Where Dagster finds the code: the current folder's workspace.yaml, else the sync_pipeline module."""
     workspace = Path.cwd() / "workspace.yaml"

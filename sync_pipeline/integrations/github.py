@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from sync_pipeline.sdk import (
     BASE_VARIANT,
+    GithubAppRefresh,
     Integration,
     LinkPagination,
     ProviderWebhookContext,
@@ -22,6 +23,9 @@ github = Integration(
     "github",
     base_url="https://api.github.com",
     headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
+    # GitHub App connections (credentials {"type": "APP", "installation_id": ...}) get one-hour installation
+    # tokens minted with the app's private key; personal and OAuth tokens are used as they are.
+    refresh=GithubAppRefresh(),
     description="GitHub issues",
 )
 
@@ -94,7 +98,13 @@ def lists_repositories(metadata: Mapping[str, Any]) -> bool:
     return bool(metadata.get("repositories"))
 
 
-@github.sync(models=[GithubIssue], sync_type="incremental", frequency="every hour", base_variant=lists_repositories)
+@github.sync(
+    models=[GithubIssue],
+    sync_type="incremental",
+    frequency="every hour",
+    base_variant=lists_repositories,
+    webhook_subscriptions=["issues"],
+)
 def issues(ctx: SyncContext) -> None:
     """Issues (not pull requests) updated since the last run, in every repository of this variant."""
     params: dict[str, Any] = {"state": "all"}

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sync_pipeline.sdk import Connection, Integration, NextUrlPagination, SyncContext, SyncError
+from sync_pipeline.sdk import Connection, Integration, NextUrlPagination, OAuthRefresh, SyncContext, SyncError, no_expiry
 
 API_VERSION = "v60.0"
 
@@ -23,7 +23,24 @@ def instance_url(connection: Connection) -> str:
     return str(url)
 
 
-salesforce = Integration("salesforce", base_url=instance_url, description="Salesforce CRM contacts")
+def token_url(connection: Connection) -> str:
+    """The org's login host (`connection_config.login_url`: a sandbox's test.salesforce.com, a My Domain)."""
+    login = str(connection.config.get("login_url") or "https://login.salesforce.com").rstrip("/")
+    return f"{login}/services/oauth2/token"
+
+
+def new_instance_url(answer: dict[str, Any]) -> dict[str, Any]:
+    return {"instance_url": answer["instance_url"]} if answer.get("instance_url") else {}
+
+
+salesforce = Integration(
+    "salesforce",
+    base_url=instance_url,
+    # The answer says nothing of the session's life (the org's timeout setting decides): a session is
+    # refreshed when the API answers 401 INVALID_SESSION_ID. It carries the org's instance_url, which may move.
+    refresh=OAuthRefresh(token_url=token_url, read_expiry=no_expiry, config_from=new_instance_url),
+    description="Salesforce CRM contacts",
+)
 
 # queryAll (not query) also returns rows in the recycle bin, flagged IsDeleted: that is how deletions arrive.
 QUERY_ALL = f"/services/data/{API_VERSION}/queryAll"

@@ -7,13 +7,32 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sync_pipeline.sdk import CursorPagination, Integration, SyncContext, json_envelope_error
+from sync_pipeline.sdk import (
+    Connection,
+    CursorPagination,
+    Integration,
+    OAuthRefresh,
+    SyncContext,
+    envelope_error,
+    json_envelope_error,
+)
+
+API = "https://slack.com/api"
+
+
+def token_url(connection: Connection) -> str:
+    """`oauth.v2.access` under the connection's API root (`connection_config.base_url`, else Slack's)."""
+    return f"{str(connection.config.get('base_url') or API).rstrip('/')}/oauth.v2.access"
+
 
 slack = Integration(
     "slack",
-    base_url="https://slack.com/api",
+    base_url=API,
     # Slack answers most errors (invalid_auth, missing_scope...) as HTTP 200 with {"ok": false, "error": ...}.
     error_envelope=json_envelope_error(),
+    # Token rotation (https://api.slack.com/authentication/rotation): tokens live 12 hours, each refresh
+    # token is spent once, and an expired token is answered 200 {"ok": false, "error": "token_expired"}.
+    refresh=OAuthRefresh(token_url=token_url, rotates=True, expired=envelope_error("token_expired"), ok_field="ok"),
     description="Slack workspace users",
 )
 

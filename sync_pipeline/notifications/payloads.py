@@ -12,6 +12,8 @@ from sync_pipeline.vocabulary import INCREMENTAL, INITIAL, WEBHOOK
 
 SOURCE = "sync-pipeline"
 FAILURE_TYPE = "script_error"  # Nango's error type for a sync script that failed
+REFRESH_FAILURE_TYPE = "refresh_token_external_error"  # Nango's error type for a refused token refresh
+ENVIRONMENT = "prod"  # sync_pipeline has one environment; Nango names its production one "prod"
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,27 @@ def _common(subject: SyncSubject, sync_type: str) -> dict[str, Any]:
         "model": subject.model,
         "syncType": webhook_sync_type(sync_type),
     }
+
+
+def auth_refresh_failure_body(
+    connection_id: str, integration: str, auth_mode: str, description: str, tags: dict[str, str] | None = None
+) -> str:
+    """Nango's `auth` webhook for a refresh the provider refused (`operation: "refresh"`, `success: false`)."""
+    body: dict[str, Any] = {
+        "from": SOURCE,
+        "type": "auth",
+        "connectionId": connection_id,
+        "providerConfigKey": integration,
+        "provider": integration,
+        "authMode": auth_mode,
+        "environment": ENVIRONMENT,
+        "operation": "refresh",
+        "success": False,
+        "error": {"type": REFRESH_FAILURE_TYPE, "description": description},
+    }
+    if tags:
+        body["tags"] = tags
+    return encode(body)
 
 
 def signature_headers(body: bytes, signing_key: str | None) -> dict[str, str]:

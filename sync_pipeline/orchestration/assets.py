@@ -24,8 +24,10 @@ from pydantic import BaseModel
 
 from sync_pipeline.keys import InvalidPartitionKey, make_partition_key, parse_partition_key
 from sync_pipeline.orchestration.checks import check_results, check_specs
+from sync_pipeline.orchestration.credentials import CredentialKeeper
 from sync_pipeline.orchestration.failures import ERROR_TYPE_KEY
 from sync_pipeline.orchestration.resources import SyncPipelineResource
+from sync_pipeline.orchestration.run_errors import recording_run_errors
 from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
 from sync_pipeline.orchestration.state import read_partition_state
 from sync_pipeline.sdk.declaration import SyncDefinition
@@ -128,16 +130,18 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
         )
 
     try:
-        outcome = run_sync(
-            sync,
-            connection,
-            variant,
-            store.records,
-            state,
-            mode=RunMode.from_name(mode_name),
-            on_checkpoint=on_checkpoint,
-            log=context.log,
-        )
+        with recording_run_errors(store, integration, connection_id, partition_id(sync, partition), context.run_id):
+            outcome = run_sync(
+                sync,
+                connection,
+                variant,
+                store.records,
+                state,
+                mode=RunMode.from_name(mode_name),
+                on_checkpoint=on_checkpoint,
+                log=context.log,
+                tokens=CredentialKeeper(store, sync.integration, connection),
+            )
     except Exception as error:  # noqa: BLE001 - every failure reaches people as its type and message
         raise Failure(description=describe_error(error), metadata={ERROR_TYPE_KEY: type(error).__name__}) from error
     for model in sync.model_names:

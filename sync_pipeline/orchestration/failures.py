@@ -1,15 +1,12 @@
-"""Why a sync run failed, read back from Dagster's event log: the error's type and message, for the API,
-the failure webhook and the CLI (Dagster's own step message, "Error occurred while executing op", hides it)."""
+"""Why a sync run failed, read back from Dagster's event log: the error's type and message, for `/sync/status`
+and the failure webhook (Dagster's own step message, "Error occurred while executing op", hides it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
-
-from sync_pipeline.store import from_iso
-from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG
+from dagster import DagsterEventType, DagsterInstance
 
 ERROR_TYPE_KEY = "error_type"  # metadata of the Failure a sync run raises: the original exception's class
 
@@ -61,61 +58,3 @@ def _strip_type(message: str, kind: str) -> str:
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat().replace("+00:00", "Z")
 
-
-FAILURES_READ = 500  # the newest failed runs looked at for a listing of connections
-
-
-@dataclass(frozen=True)
-class PartitionRef:
-    """A sync partition of a listed connection: its job, its key, and when it was (re)created."""
-
-    integration: str
-    connection_id: str
-    sync_name: str
-    job_name: str
-    partition_key: str
-    variant: str
-    created_at: str
-
-
-def connection_errors(instance: DagsterInstance, partitions: list[PartitionRef]) -> dict[tuple[str, str], list[dict]]:
-    """Per (integration, connection_id): the partitions whose latest run failed, and why.
-
-    Two queries in all, by Dagster's own partition tag (so runs launched from the UI count too): the recent
-    failed runs of these partitions, then the successful runs after them (a partition that succeeded since
-    is fine again). Runs from before a partition's (re)creation belong to an earlier life and are ignored.
-    """
-    by_run_key = {(ref.job_name, ref.partition_key): ref for ref in partitions}
-    if not by_run_key:
-        return {}
-    keys = sorted({ref.partition_key for ref in partitions})
-    newest: dict[tuple[str, str], object] = {}
-    failed = instance.get_run_records(
-        RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={DAGSTER_PARTITION_TAG: keys}), limit=FAILURES_READ
-    )
-    for record in failed:  # newest first
-        run_key = (record.dagster_run.job_name, record.dagster_run.tags.get(DAGSTER_PARTITION_TAG, ""))
-        ref = by_run_key.get(run_key)
-        if ref is not None and record.create_timestamp >= from_iso(ref.created_at):
-            newest.setdefault(run_key, record)
-    if not newest:
-        return {}
-    oldest = min(record.create_timestamp for record in newest.values())
-    recovered: dict[tuple[str, str], object] = {}
-    succeeded = instance.get_run_records(
-        RunsFilter(statuses=[DagsterRunStatus.SUCCESS], tags={DAGSTER_PARTITION_TAG: sorted({k for _, k in newest})},
-                   created_after=oldest)
-    )  # fmt: skip
-    for record in succeeded:
-        recovered.setdefault((record.dagster_run.job_name, record.dagster_run.tags.get(DAGSTER_PARTITION_TAG, "")), record)
-    found: dict[tuple[str, str], list[dict]] = {}
-    for run_key, record in newest.items():
-        if run_key in recovered and recovered[run_key].create_timestamp > record.create_timestamp:
-            continue
-        ref = by_run_key[run_key]
-        failure = run_failure(instance, record.dagster_run.run_id)
-        found.setdefault((ref.integration, ref.connection_id), []).append(
-            {"type": "sync", "log_id": failure.run_id, "sync_name": ref.sync_name, "sync_variant": ref.variant,
-             "error_type": failure.type, "message": failure.message, "failedAt": failure.failed_at}
-        )  # fmt: skip
-    return found

@@ -6,7 +6,7 @@ from dagster import DagsterInstance
 
 from sync_pipeline.keys import make_partition_key, validate_variant
 from sync_pipeline.sdk.declaration import Integration, SyncDefinition
-from sync_pipeline.store import PARTITION_CAPPED, Connection, Store, StreamKey, utcnow
+from sync_pipeline.store import AUTH, PARTITION_CAPPED, Connection, Store, StreamKey, utcnow
 from sync_pipeline.vocabulary import BASE_VARIANT
 
 
@@ -43,8 +43,12 @@ def remove_partition(instance: DagsterInstance, store: Store, sync: SyncDefiniti
 
 
 def register_connection(instance: DagsterInstance, store: Store, integration: Integration, connection: Connection) -> Connection:
-    """Store the connection and add the base variant of each of its integration's syncs that has one."""
+    """Store the connection and add the base variant of each of its integration's syncs that has one.
+
+    Credentials imported anew are no longer failed: their runs are tried again.
+    """
     stored = store.connections.upsert(connection)
+    store.connection_errors.clear(integration.name, connection.connection_id, AUTH)
     add_base_partitions(instance, store, integration, stored)
     return stored
 
@@ -68,17 +72,25 @@ def ensure_webhook_partition(instance: DagsterInstance, store: Store, sync: Sync
         instance.add_dynamic_partitions(sync.qualified_name, [key])
 
 
-def delete_connection(instance: DagsterInstance, store: Store, integration: Integration, connection_id: str) -> bool:
-    """Delete the connection with every partition (all variants), schedule and record of it."""
+def delete_connection(instance: DagsterInstance, store: Store, integration: Integration, connection_id: str) -> dict[str, int] | None:
+    """Delete the connection with every partition (all variants), schedule row, record and error of it.
+
+    Returns how many of each went (`partitions` in Dagster, `schedules` rows, `records`), or None when
+    there is no such connection.
+    """
     if store.connections.get(integration.name, connection_id) is None:
-        return False
+        return None
+    removed = {"partitions": 0, "schedules": 0, "records": store.records.drop_streams(integration.name, connection_id)}
     for sync in integration.syncs.values():
-        for row in store.partitions.list(integration.name, sync.name, connection_id):
-            remove_partition(instance, store, sync, connection_id, row.variant)
-        remove_partition(instance, store, sync, connection_id, BASE_VARIANT)
-    store.records.drop_streams(integration.name, connection_id)
+        variants = {row.variant for row in store.partitions.list(integration.name, sync.name, connection_id)}
+        removed["schedules"] += len(variants)
+        for variant in variants | {BASE_VARIANT}:
+            removed["partitions"] += instance.has_dynamic_partition(sync.qualified_name, make_partition_key(connection_id, variant))
+            remove_partition(instance, store, sync, connection_id, variant)
     store.partitions.remove_connection(integration.name, connection_id)
-    return store.connections.delete(integration.name, connection_id)
+    store.connection_errors.clear(integration.name, connection_id)
+    store.connections.delete(integration.name, connection_id)
+    return removed
 
 
 def variant_name(variant: str) -> str:

@@ -5,6 +5,15 @@ from sync_pipeline.sdk.declaration import Integration, Registry, SyncDefinition
 from sync_pipeline.sdk.errors import ProviderError, SyncError
 from sync_pipeline.sdk.frequency import InvalidFrequency, describe_frequency, parse_frequency
 from sync_pipeline.sdk.http import RetryPolicy, json_envelope_error
+from sync_pipeline.sdk.oauth import (
+    CredentialsFailed,
+    GithubAppRefresh,
+    OAuthRefresh,
+    RefreshRefused,
+    envelope_error,
+    expires_in,
+    no_expiry,
+)
 from sync_pipeline.sdk.pagination import (
     CursorPagination,
     LinkPagination,
@@ -20,15 +29,19 @@ from sync_pipeline.vocabulary import BASE_VARIANT
 __all__ = [
     "BASE_VARIANT",
     "Connection",
+    "CredentialsFailed",
     "CursorPagination",
+    "GithubAppRefresh",
     "Integration",
     "InvalidFrequency",
     "LinkPagination",
     "NextUrlPagination",
+    "OAuthRefresh",
     "OffsetPagination",
     "Page",
     "PagePagination",
     "ProviderError",
+    "RefreshRefused",
     "Registry",
     "RetryPolicy",
     "SyncContext",
@@ -38,5 +51,8 @@ __all__ = [
     "ProviderWebhookContext",
     "WebhookRejected",
     "describe_frequency",
+    "envelope_error",
+    "expires_in",
+    "no_expiry",
     "parse_frequency",
 ]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.http import build_client
+from sync_pipeline.sdk.oauth import TokenSource
 from sync_pipeline.sdk.pagination import Page, Paginator
 from sync_pipeline.sdk.progress import Progress
 from sync_pipeline.store import ChangeCounts, Connection, PreparedRecord, RecordsCache, StreamKey, utcnow
@@ -159,6 +160,7 @@ class SyncContext:
         log: logging.Logger | Any = None,
         transport: httpx.BaseTransport | None = None,
         progress: Progress | None = None,
+        tokens: TokenSource | None = None,
     ) -> None:
         self.sync = sync
         self.connection = connection
@@ -170,6 +172,7 @@ class SyncContext:
         self._checkpoint = checkpoint
         self._on_checkpoint = on_checkpoint
         self._transport = transport
+        self._tokens = tokens
 
     def __enter__(self) -> "SyncContext":
         return self
@@ -192,7 +195,9 @@ class SyncContext:
     @cached_property
     def http(self) -> httpx.Client:
         """An httpx client on the provider's API, authenticated for this connection, retrying 429/5xx."""
-        client = build_client(self.sync.integration, self.connection, on_retry=self._on_retry, transport=self._transport)
+        client = build_client(
+            self.sync.integration, self.connection, on_retry=self._on_retry, transport=self._transport, tokens=self._tokens
+        )
         client.event_hooks["request"].append(lambda _request: self.progress.request())
         return client
 

@@ -17,6 +17,7 @@ from sync_pipeline.vocabulary import SYNC_TYPES, SyncType
 
 if TYPE_CHECKING:
     from sync_pipeline.sdk.context import SyncContext
+    from sync_pipeline.sdk.oauth import TokenRefresh
     from sync_pipeline.sdk.provider_webhooks import ProviderWebhookContext
     from sync_pipeline.store import Connection
 
@@ -45,6 +46,7 @@ class SyncDefinition:
     def has_base_variant(self, metadata: Mapping[str, Any]) -> bool:
         """Whether a connection with this metadata gets (and runs) the base variant of this sync."""
         return bool(self.base_variant(metadata)) if callable(self.base_variant) else bool(self.base_variant)
+    webhook_subscriptions: tuple[str, ...] = ()
 
     @property
     def frequency_seconds(self) -> int:
@@ -75,7 +77,8 @@ class Integration:
 
     `base_url` is the API root, or a function of the connection for per-account hosts; a connection's
     `connection_config.base_url` always wins. `error_envelope` turns a 200 response that carries an
-    error (Slack's `{"ok": false}`) into that error's message.
+    error (Slack's `{"ok": false}`) into that error's message. `refresh` declares how the connections'
+    tokens are renewed (`OAuthRefresh(...)`, `GithubAppRefresh()`), with the integration's client credentials.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class Integration:
         headers: dict[str, str] | None = None,
         api_key_header: tuple[str, str] = ("Authorization", "Bearer "),
         error_envelope: Callable[[httpx.Response], str | None] | None = None,
+        refresh: "TokenRefresh | None" = None,
         description: str = "",
     ) -> None:
         if not NAME_PATTERN.match(name):
@@ -95,6 +99,7 @@ class Integration:
         self.headers = dict(headers or {})
         self.api_key_header = api_key_header
         self.error_envelope = error_envelope
+        self.refresh = refresh
         self.description = description
         self.syncs: dict[str, SyncDefinition] = {}
         self.webhook_handler: WebhookHandler | None = None
@@ -120,8 +125,12 @@ class Integration:
         auto_start: bool = True,
         description: str | None = None,
         base_variant: bool | Callable[[Mapping[str, Any]], bool] = True,
+        webhook_subscriptions: Iterable[str] = (),
     ) -> Callable[[Callable[["SyncContext"], None]], SyncDefinition]:
-        """Declare a sync: the decorated function receives a `SyncContext` and saves batches of records."""
+        """Declare a sync: the decorated function receives a `SyncContext` and saves batches of records.
+
+        `webhook_subscriptions` names the provider's webhook events the integration's handler applies to it.
+        """
         models = tuple(models)
         if sync_type not in SYNC_TYPES:
             raise SyncError(f"sync_type must be 'full' or 'incremental', not {sync_type!r}")
@@ -161,6 +170,7 @@ class Integration:
                 auto_start=auto_start,
                 description=description or (fn.__doc__ or "").strip(),
                 base_variant=base_variant,
+                webhook_subscriptions=tuple(webhook_subscriptions),
             )
             self.syncs[sync_name] = definition
             return definition

@@ -15,6 +15,7 @@ from sync_pipeline.sdk.errors import ProviderError, SyncError
 
 if TYPE_CHECKING:
     from sync_pipeline.sdk.declaration import Integration
+    from sync_pipeline.sdk.oauth import TokenSource
     from sync_pipeline.store import Connection
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -117,16 +118,29 @@ def build_client(
     policy: RetryPolicy | None = None,
     on_retry: Callable[[str], None] | None = None,
     transport: httpx.BaseTransport | None = None,
+    tokens: "TokenSource | None" = None,
 ) -> httpx.Client:
-    """An httpx client for one connection: its base URL, its credentials, retries and provider errors."""
+    """An httpx client for one connection: its base URL, its credentials, retries and provider errors.
+
+    With `tokens`, and an integration that declares how its tokens refresh, each request carries the
+    current token and an expired one is refreshed once (see `sdk.oauth.AuthTransport`).
+    """
     headers = {"User-Agent": "sync-pipeline", **integration.headers}
-    auth = _apply_credentials(integration, connection, headers)
+    sender: httpx.BaseTransport = RetryTransport(transport or httpx.HTTPTransport(), policy or RetryPolicy(), on_retry=on_retry)
+    auth = None
+    if tokens is not None and integration.refresh is not None and integration.refresh.can_refresh(connection):
+        from sync_pipeline.sdk.oauth import AuthTransport
+
+        connection = tokens.current()
+        sender = AuthTransport(sender, tokens, integration.refresh, integration.resolve_base_url)
+    else:
+        auth = _apply_credentials(integration, connection, headers)
     return httpx.Client(
         base_url=integration.resolve_base_url(connection),
         headers=headers,
         auth=auth,
         timeout=httpx.Timeout(60.0, connect=10.0),
-        transport=RetryTransport(transport or httpx.HTTPTransport(), policy or RetryPolicy(), on_retry=on_retry),
+        transport=sender,
         event_hooks={"response": [_provider_error_hook(integration, connection)]},
     )
 

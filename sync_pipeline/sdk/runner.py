@@ -14,6 +14,7 @@ import httpx
 from sync_pipeline.sdk.context import Checkpoint, SyncContext
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.progress import Progress, ProgressSink
+from sync_pipeline.sdk.oauth import TokenSource
 from sync_pipeline.store import ChangeCounts, Connection, RecordsCache, StreamKey, utcnow
 from sync_pipeline.vocabulary import FULL, INCREMENTAL, INITIAL, MODE_CLEAR_CACHE, MODE_FULL_REFRESH
 
@@ -80,6 +81,7 @@ def run_sync(
     log: Any = None,
     transport: httpx.BaseTransport | None = None,
     on_progress: ProgressSink | None = None,
+    tokens: TokenSource | None = None,
 ) -> RunOutcome:
     """Run `sync` for one connection and variant; raises whatever the sync raises, deleting nothing then."""
     if mode.reset:
@@ -106,6 +108,7 @@ def run_sync(
         log=log,
         transport=transport,
         progress=Progress(sync.name, log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}"), sink=on_progress),
+        tokens=tokens,
     ) as ctx:
         try:
             sync.fn(ctx)

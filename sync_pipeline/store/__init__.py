@@ -1,4 +1,5 @@
-"""The sync_pipeline database: records cache, connections, partition schedule state, webhook delivery log.
+"""The sync_pipeline database: records cache, connections and their errors, integration client credentials,
+partition schedule state, webhook delivery log.
 
 Every table is the store's own; other packages use only the names exported here.
 """
@@ -10,9 +11,11 @@ from functools import cached_property, lru_cache
 
 from sqlalchemy import Engine
 
-from sync_pipeline.store._connections import Connection, ConnectionStore, CredentialsError
+from sync_pipeline.store._connection_errors import AUTH, SYNC, ConnectionErrorStore, ConnectionProblem
+from sync_pipeline.store._connections import Connection, ConnectionPage, ConnectionStore, CredentialsError
 from sync_pipeline.store._cursor import MalformedCursor, decode_cursor, encode_cursor
 from sync_pipeline.store._database import create_database_engine, from_iso, to_iso, utcnow
+from sync_pipeline.store._integrations import IntegrationCredentials, IntegrationCredentialsStore
 from sync_pipeline.store._deliveries import (
     DELIVERED,
     FAILED,
@@ -71,6 +74,14 @@ class Store:
     def deliveries(self) -> DeliveryLog:
         return DeliveryLog(self.engine)
 
+    @cached_property
+    def integration_credentials(self) -> IntegrationCredentialsStore:
+        return IntegrationCredentialsStore(self.engine)
+
+    @cached_property
+    def connection_errors(self) -> ConnectionErrorStore:
+        return ConnectionErrorStore(self.engine)
+
     def empty(self) -> None:
         """Delete every row of every table (tests and benchmarks start from nothing)."""
         with self.engine.begin() as conn:
@@ -89,6 +100,7 @@ def store_for(url: str) -> Store:
 __all__ = [
     "ACTIONS",
     "ADDED",
+    "AUTH",
     "DELETED",
     "DELIVERED",
     "FAILED",
@@ -97,15 +109,21 @@ __all__ = [
     "PARTITION_CAPPED",
     "PARTITION_EXISTS",
     "PENDING",
+    "SYNC",
     "UPDATED",
     "Attempt",
     "ChangeCounts",
     "ChangeQuery",
     "Connection",
+    "ConnectionErrorStore",
+    "ConnectionPage",
+    "ConnectionProblem",
     "ConnectionStore",
     "CredentialsError",
     "Delivery",
     "DeliveryLog",
+    "IntegrationCredentials",
+    "IntegrationCredentialsStore",
     "MalformedCursor",
     "PartitionRow",
     "PartitionStore",

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, and_, delete, func, or_, select, update
 from sync_pipeline.keys import make_partition_key
 from sync_pipeline.store._database import dialect_insert, from_iso, to_iso, utcnow
 from sync_pipeline.store._schema import connections, partitions, run_progress
-from sync_pipeline.vocabulary import MODE_CLEAR_CACHE, MODE_FULL_REFRESH, MODE_INCREMENTAL
+from sync_pipeline.vocabulary import BASE_VARIANT, MODE_CLEAR_CACHE, MODE_FULL_REFRESH, MODE_INCREMENTAL
 
 PARTITION_ADDED, PARTITION_EXISTS, PARTITION_CAPPED = "added", "exists", "capped"
 
@@ -105,6 +105,12 @@ class PartitionStore:
             statement = statement.where(partitions.c.connection_id == connection_id)
         with self.engine.connect() as conn:
             return [PartitionRow(**row._mapping) for row in conn.execute(statement.order_by(partitions.c.partition_key))]
+
+    def syncs_with_variants(self) -> set[tuple[str, str]]:
+        """(integration, sync) pairs that have a variant other than the base one, in any connection."""
+        statement = select(partitions.c.integration, partitions.c.sync_name).where(partitions.c.variant != BASE_VARIANT).distinct()
+        with self.engine.connect() as conn:
+            return {(row.integration, row.sync_name) for row in conn.execute(statement)}
 
     def remove(self, integration: str, sync_name: str, key: str) -> None:
         with self.engine.begin() as conn:

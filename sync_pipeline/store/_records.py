@@ -237,18 +237,20 @@ class RecordsCache:
             bulk.forget_seen(conn, sid)
             conn.execute(update(streams).where(streams.c.id == sid).values(live_count=0))
 
-    def drop_streams(self, integration: str, connection_id: str, variant: str | None = None) -> None:
-        """Remove the streams (and records) of a connection, or of one of its variants."""
+    def drop_streams(self, integration: str, connection_id: str, variant: str | None = None) -> int:
+        """Remove the streams (and records) of a connection, or of one of its variants; returns how many records went."""
         condition = and_(streams.c.integration == integration, streams.c.connection_id == connection_id)
         if variant is not None:
             condition = and_(condition, streams.c.variant == variant)
+        removed = 0
         with self.engine.begin() as conn:
             ids = conn.execute(select(streams.c.id).where(condition)).scalars().all()
             if ids:
-                conn.execute(delete(records).where(records.c.stream_id.in_(ids)))
+                removed = conn.execute(delete(records).where(records.c.stream_id.in_(ids))).rowcount
                 conn.execute(delete(seen_batches).where(seen_batches.c.stream_id.in_(ids)))
                 conn.execute(delete(streams).where(streams.c.id.in_(ids)))
         self._stream_ids = {k: v for k, v in self._stream_ids.items() if v not in ids}
+        return removed
 
     def prune(self, key: StreamKey, until_seq: int, now: datetime, limit: int = 1000) -> tuple[int, bool]:
         """Empty the payload of records up to a cursor, keeping their metadata."""

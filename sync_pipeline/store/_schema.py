@@ -7,6 +7,7 @@ compare correctly as text on both databases and cost no conversion on the bulk w
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -40,7 +42,40 @@ connections = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
     Column("last_fetched_at", Timestamp),
+    # Columns added after the first release are nullable or have a server default: `_database.py` adds
+    # them to an existing table.
+    Column("tags", JSON),  # {key: value}, keys lowercased as Nango does; JSON so filters run in SQL
+    Column("end_user", JSON),  # {id, email, display_name, tags, organization}
+    # Grows with every change of the credentials: a token refresh saves only over the version it read.
+    Column("credentials_version", Integer, nullable=False, server_default=text("0")),
+    # A refresh in progress holds a lease (owner, until), so concurrent runs refresh a token once.
+    Column("refresh_owner", String(64)),
+    Column("refresh_until", Timestamp),
     UniqueConstraint("integration", "connection_id", name="uq_sp_connections"),
+)
+
+# OAuth client credentials of an integration (client id and secret, or a GitHub App's id and key).
+integration_credentials = Table(
+    "sp_integration_credentials",
+    metadata,
+    Column("integration", String(255), primary_key=True),
+    Column("credentials", Text, nullable=False),  # JSON, Fernet-encrypted when a key is configured
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+# What is wrong with a connection, as `GET /connections` shows it in `errors`: its credentials (kind
+# `auth`, subject "") and each sync partition whose last run failed (kind `sync`, subject its id).
+connection_errors = Table(
+    "sp_connection_errors",
+    metadata,
+    Column("integration", String(255), primary_key=True),
+    Column("connection_id", String(255), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("subject", String(600), primary_key=True),
+    Column("message", Text, nullable=False),
+    Column("log_id", String(64), nullable=False),  # the Dagster run id, where there is one
+    Column("created_at", Timestamp, nullable=False),
 )
 
 # One row per dynamic partition of a sync: its schedule state. Dagster owns the partition itself.

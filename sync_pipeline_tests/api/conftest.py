@@ -51,11 +51,26 @@ def conforms_to_its_route(response: httpx.Response) -> None:
 
 
 @pytest.fixture
-def client(served) -> Iterator[httpx.Client]:
+def builtin(instance, store) -> Iterator[httpx.Client]:
+    """The API over the built-in integrations (Slack, Salesforce, GitHub), with an authenticated client."""
+    from sync_pipeline.integrations import load_registry
+
+    app = create_app(registry=load_registry(extra_modules=""), instance=instance, store=store, secret_key=SECRET)
+    with ServedApp(app) as running:
+        yield from authenticated_client(running.url)
+
+
+def authenticated_client(url: str) -> Iterator[httpx.Client]:
+    """A client with the secret key whose every response is checked against its route's declared model."""
     headers = {"Authorization": f"Bearer {SECRET}"}
     hooks = {"response": [conforms_to_its_route]}
-    with httpx.Client(base_url=served.url, headers=headers, timeout=30, event_hooks=hooks) as http:
+    with httpx.Client(base_url=url, headers=headers, timeout=30, event_hooks=hooks) as http:
         yield http
+
+
+@pytest.fixture
+def client(served) -> Iterator[httpx.Client]:
+    yield from authenticated_client(served.url)
 
 
 @pytest.fixture

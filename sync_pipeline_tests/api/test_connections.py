@@ -68,7 +68,8 @@ def test_delete_removes_partitions_and_records(client, acme, harness, instance, 
     assert_error(client.delete("/connections/conn-1"), 400, "invalid_query_params")
     assert_error(client.delete("/connections/nobody", params={"provider_config_key": "acme"}), 404, "unknown_connection")
     response = client.delete("/connection/conn-1", params={"provider_config_key": "acme"})
-    assert response.json() == {"success": True}
+    # Three syncs' base partitions and the directory's v1 variant; one contact (contacts sync only ran).
+    assert response.json() == {"success": True, "deleted": {"partitions": 4, "schedules": 4, "records": 1}}
     assert instance.get_dynamic_partitions("acme__contacts") == ["conn-2::base"]
     assert instance.get_dynamic_partitions("acme__directory") == ["conn-2::base"]
     assert [row.connection_id for row in store.partitions.list("acme")] == ["conn-2"] * 3
@@ -125,7 +126,7 @@ def test_a_bug_is_a_generic_500(client, monkeypatch):
     def explode(*_args, **_kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(ConnectionStore, "list", explode)
+    monkeypatch.setattr(ConnectionStore, "page", explode)
     response = client.get("/connections")
     error = assert_error(response, 500, "server_error")
     assert "secret internals" not in response.text and "RuntimeError" not in error["message"]

@@ -68,7 +68,7 @@ def test_connections_are_listed_as_a_table_or_json_and_shown_without_their_secre
     shown = cli("connections", "show", "acme", "conn-1")
 
     assert table.exit_code == 0
-    assert table.output.splitlines()[0].split() == ["INTEGRATION", "CONNECTION", "CREATED", "FAILING", "SYNCS"]
+    assert table.output.splitlines()[0].split() == ["INTEGRATION", "CONNECTION", "CREATED", "ERRORS"]
     assert table.output.splitlines()[1].split()[:2] == ["acme", "conn-1"]
     assert [(c["provider_config_key"], c["connection_id"], c["errors"]) for c in listed] == [("acme", "conn-1", [])]
     assert shown.exit_code == 0

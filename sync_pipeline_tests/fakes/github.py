@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
+import jwt
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -21,11 +23,16 @@ def gh_time(moment: datetime) -> str:
 
 
 class GithubApi(FakeApi):
-    """Issues per repository; pages of `per_page` (max 100) linked by `Link: <...>; rel="next"`."""
+    """Issues per repository; pages of `per_page` (max 100) linked by `Link: <...>; rel="next"`.
+
+    A GitHub App: `POST /app/installations/{id}/access_tokens` verifies the app's JWT (RS256) with the app's
+    public key (`app_public_key`, PEM) and mints a one-hour installation token the issues API accepts.
+    """
 
     token = "ghp_github-token"
     max_per_page = 100
     revoke_after_pages: int | None = None  # the token stops working after this many pages were served
+    app_id = "123456"
 
     def __init__(self) -> None:
         super().__init__()
@@ -33,6 +40,27 @@ class GithubApi(FakeApi):
         self.repos: dict[str, dict[int, dict]] = {}  # "owner/repo" -> number -> issue
         self._repo_ids: dict[str, int] = {}
         self._next_id = 1000
+        self.app_public_key: str | None = None
+        self.installations: set[str] = set()
+        self.installation_tokens: dict[str, datetime] = {}  # token -> expiry
+        self.verified_jwts: list[dict] = []  # the claims of every app JWT accepted
+        self._serial = itertools.count(1)
+
+        @self.route("POST", "/app/installations/{installation_id}/access_tokens")
+        def access_tokens(request: Request, installation_id: str):
+            claims = self._verify_app_jwt(request.headers.get("authorization") or "")
+            if claims is None:
+                body = {"message": "A JSON web token could not be decoded", "documentation_url": DOCS, "status": "401"}
+                return JSONResponse(body, status_code=401)
+            if installation_id not in self.installations:
+                return JSONResponse({"message": "Not Found", "documentation_url": DOCS, "status": "404"}, status_code=404)
+            self.verified_jwts.append(claims)
+            token = f"ghs_installation{next(self._serial)}"
+            expires = datetime.now(timezone.utc) + timedelta(hours=1)
+            self.installation_tokens[token] = expires
+            body = {"token": token, "expires_at": gh_time(expires), "permissions": {"issues": "read"},
+                    "repository_selection": "all"}  # fmt: skip
+            return JSONResponse(body, status_code=201)
 
         @self.route("GET", "/repos/{owner}/{repo}/issues")
         def by_name(request: Request, owner: str, repo: str):
@@ -43,10 +71,31 @@ class GithubApi(FakeApi):
             name = next((n for n, i in self._repo_ids.items() if str(i) == repo_id), None)
             return self._issues(request, name)
 
+    def _verify_app_jwt(self, authorization: str) -> dict | None:
+        """The claims of a valid app JWT: signed RS256 by the app's key, issued by the app, at most 10 minutes long."""
+        if self.app_public_key is None or not authorization.startswith("Bearer "):
+            return None
+        try:
+            claims = jwt.decode(
+                authorization.removeprefix("Bearer "), self.app_public_key, algorithms=["RS256"],
+                options={"require": ["iat", "exp", "iss"]}, leeway=60,
+            )  # fmt: skip
+        except jwt.PyJWTError:
+            return None
+        if str(claims["iss"]) != self.app_id or claims["exp"] - claims["iat"] > 600:
+            return None
+        return claims
+
+    def _authorized(self, authorization: str) -> bool:
+        if authorization == f"Bearer {self.token}":
+            return True
+        expiry = self.installation_tokens.get(authorization.removeprefix("Bearer "))
+        return expiry is not None and expiry > datetime.now(timezone.utc)
+
     def _issues(self, request: Request, name: str | None):
         served = len(self.requests) - 1
         revoked = self.revoke_after_pages is not None and served >= self.revoke_after_pages
-        if revoked or request.headers.get("authorization") != f"Bearer {self.token}":
+        if revoked or not self._authorized(request.headers.get("authorization") or ""):
             body = {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}
             return JSONResponse(body, status_code=401)
         if name not in self.repos:
@@ -77,6 +126,10 @@ class GithubApi(FakeApi):
         self._failures.clear()
         self.max_per_page = 100
         self.revoke_after_pages = None
+        self.app_public_key = None
+        self.installations.clear()
+        self.installation_tokens.clear()
+        self.verified_jwts.clear()
 
     def tick(self) -> str:
         return gh_time(datetime.now(timezone.utc))

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from sync_pipeline_tests.fakes.oauth import RefreshGrants
 from sync_pipeline_tests.fakes.server import FakeApi
 
 VERSION = "v60.0"
@@ -33,19 +34,53 @@ def sf_time(moment: datetime) -> str:
 
 
 class SalesforceApi(FakeApi):
-    """`GET /services/data/v60.0/queryAll?q=<SOQL>`, then each `nextRecordsUrl` (`.../query/<locator>-<n>`)."""
+    """`GET /services/data/v60.0/queryAll?q=<SOQL>`, then each `nextRecordsUrl` (`.../query/<locator>-<n>`).
+
+    `POST /services/oauth2/token` refreshes a session (the refresh token does not rotate) and answers the
+    org's `instance_url`; `move_instance()` makes that a new host (served here under `/moved`).
+    `expire_session_after` ends each session after that many API pages, as an org's timeout would.
+    """
 
     token = "00Dxx!salesforce-session"
     batch_size = 2000
     revoke_after_pages: int | None = None  # the session expires after this many pages were served
+    expire_session_after: int | None = None  # each session ends after this many pages answered with it
 
     def __init__(self) -> None:
         super().__init__()
+        self.url = ""
         self.contacts: dict[str, dict] = {}
         self.queries: list[str] = []
         self._cursors: dict[str, list[dict]] = {}
+        self.oauth = RefreshGrants("5Aep861", rotates=False)
+        self.instance_prefix = ""  # where the org's API lives on this server: "" or "/moved"
+        self._next_prefix = ""
+        self.instance_paths: list[str] = []  # the prefix of each API request served
+        self._session_pages = 0
 
-        @self.route("GET", f"/services/data/{VERSION}/queryAll")
+        @self.route("POST", "/services/oauth2/token")
+        def token_endpoint(request: Request):
+            error = self.oauth.redeem(request)
+            if error is not None:
+                description = {"invalid_grant": "expired access/refresh token"}.get(error, "refused")
+                return JSONResponse({"error": error, "error_description": description}, status_code=400)
+            self.token = f"00Dxx!session-{self.oauth.serial()}"
+            self._session_pages = 0
+            self.instance_prefix = self._next_prefix
+            return {
+                "access_token": self.token,
+                "instance_url": self.url + self.instance_prefix,
+                "id": "https://login.salesforce.com/id/00Dxx0000001gPL/005xx000001SwiU",
+                "token_type": "Bearer",
+                "issued_at": "1700000000000",
+                "signature": "CMJ4l+CCaPQiKjoOEwEig9H4wqhpuLSk4J2urAe+fVg=",
+            }
+
+        for prefix in ("", "/moved"):
+            self._api_routes(prefix)
+
+    def _api_routes(self, prefix: str) -> None:
+        @self.route("GET", f"{prefix}/services/data/{VERSION}/queryAll")
         def query_all(request: Request):
             if (denied := self._check_token(request)) is not None:
                 return denied
@@ -70,7 +105,7 @@ class SalesforceApi(FakeApi):
             self._cursors[locator] = selected
             return self._page(locator, 0)
 
-        @self.route("GET", f"/services/data/{VERSION}/query/{{locator}}")
+        @self.route("GET", f"{prefix}/services/data/{VERSION}/query/{{locator}}")
         def query_more(request: Request, locator: str):
             if (denied := self._check_token(request)) is not None:
                 return denied
@@ -82,9 +117,23 @@ class SalesforceApi(FakeApi):
     def _check_token(self, request: Request) -> JSONResponse | None:
         served = len(self.requests) - 1
         revoked = self.revoke_after_pages is not None and served >= self.revoke_after_pages
+        if self.expire_session_after is not None and self._session_pages >= self.expire_session_after:
+            self.token = f"00Dxx!expired-{self.oauth.serial()}"  # the session timed out; nobody holds the new value
         if revoked or request.headers.get("authorization") != f"Bearer {self.token}":
             return _error(401, "Session expired or invalid", "INVALID_SESSION_ID")
+        if not request.url.path.startswith(self.instance_prefix + "/services/"):
+            return _error(400, "this org is served from another instance", "WRONG_INSTANCE")
+        self._session_pages += 1
+        self.instance_paths.append(self.instance_prefix)
         return None
+
+    def move_instance(self) -> None:
+        """The org moves at the next refresh: the token answer names the new instance_url, and from then on the
+        old host refuses the org's calls."""
+        self._next_prefix = "/moved"
+
+    def grants(self) -> list[dict[str, str]]:
+        return self.oauth.grants
 
     def _page(self, locator: str, offset: int) -> dict:
         rows = self._cursors[locator]
@@ -105,6 +154,12 @@ class SalesforceApi(FakeApi):
         self._failures.clear()
         self.batch_size = 2000
         self.revoke_after_pages = None
+        self.expire_session_after = None
+        self.__dict__.pop("token", None)
+        self.oauth = RefreshGrants("5Aep861", rotates=False)
+        self.instance_prefix = self._next_prefix = ""
+        self.instance_paths.clear()
+        self._session_pages = 0
 
     def tick(self) -> str:
         """Now, to the second: Salesforce audit fields carry no milliseconds."""

@@ -73,3 +73,36 @@ def api(instance, store, sync) -> Iterator[httpx.Client]:
     with ServedApp(app) as served:
         with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {API_SECRET}"}, timeout=30) as client:
             yield client
+
+
+@pytest.fixture(scope="session")
+def app_key_pair() -> tuple[str, str]:
+    """A GitHub App's RSA key pair, PEM text: (private, public)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    return private, public
+
+
+@pytest.fixture
+def client_credentials(store, github_api, app_key_pair) -> dict[str, dict]:
+    """Each integration's OAuth client credentials, set as the app would (the fakes know the same ones)."""
+    from sync_pipeline_tests.fakes.oauth import CLIENT_ID, CLIENT_SECRET
+
+    oauth = {"type": "OAUTH2", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    credentials = {
+        "slack": oauth,
+        "salesforce": oauth,
+        "github": {"type": "APP", "app_id": github_api.app_id, "private_key": app_key_pair[0]},
+    }
+    for integration, secret in credentials.items():
+        store.integration_credentials.put(integration, secret)
+    github_api.app_public_key = app_key_pair[1]
+    return credentials

@@ -45,8 +45,8 @@ def test_a_refused_token_shows_its_status_message_and_url_in_status_connections_
 
     [connection] = api.get("/connections", params={"integrationId": "github"}).json()["connections"]
     [failing] = connection["errors"]
-    assert (failing["type"], failing["sync_name"], failing["sync_variant"]) == ("sync", "issues", "web")
-    assert failing["error_type"] == "ProviderError" and failing["message"] == error["message"]
+    assert failing["type"] == "sync" and failing["log_id"] == error["run_id"]
+    assert failing["message"] == f"ProviderError: {error['message']}"
 
     settings = WebhookSettings(url=webhook_receiver.url + "/hooks", signing_key="k", send_empty=False)
     run_webhook_tick(instance, store, sync.registry, settings, 0)
