@@ -186,3 +186,14 @@ def test_connections_delete_asks_first_unless_yes(cli, connected):
 
     assert cli("connections", "delete", "acme", "conn-1", "--yes").exit_code == 0
     assert json.loads(cli("connections", "list", "--json").output) == []
+
+
+def test_integration_credentials_refuses_to_create_a_deployment(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("DAGSTER_HOME", "SYNC_PIPELINE_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    result = CliRunner().invoke(main, ["integration-credentials", "slack", "--client-id", "x", "--client-secret", "y"])
+
+    assert result.exit_code == 3 and "no sync_pipeline deployment" in result.output
+    assert not (tmp_path / ".dagster_home").exists()
