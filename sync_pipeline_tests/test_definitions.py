@@ -1,6 +1,6 @@
 """The code location as Dagster loads it: it validates, and its generated definitions match the snapshot.
 
-The snapshot makes every change to asset keys, groups, partitions, jobs and sensors visible in review.
+The snapshot makes every change to asset keys, groups, partitions, asset checks, jobs and sensors visible in review.
 After an intended change, regenerate it: SYNC_PIPELINE_UPDATE_SNAPSHOTS=1 python -m pytest sync_pipeline_tests/test_definitions.py
 """
 
@@ -30,6 +30,7 @@ def describe_definitions() -> dict:
         }
     return {
         "assets": assets,
+        "asset_checks": sorted(f"{key.asset_key.to_user_string()}:{key.name}" for key in graph.asset_check_keys),
         "jobs": sorted(job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")),
         "sensors": sorted(
             [{"name": sensor.name, "default_status": sensor.default_status.value} for sensor in defs.sensors or []],

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from dagster import (
     AssetExecutionContext,
+    AssetSelection,
     AssetsDefinition,
     AssetSpec,
     DynamicPartitionsDefinition,
@@ -23,9 +24,11 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from pydantic import BaseModel
 
 from sync_pipeline.keys import InvalidPartitionKey, make_partition_key, parse_partition_key
+from sync_pipeline.orchestration.automation import records_version
 from sync_pipeline.orchestration.checks import check_results, check_specs
 from sync_pipeline.orchestration.credentials import CredentialKeeper
 from sync_pipeline.orchestration.failures import ERROR_TYPE_KEY
+from sync_pipeline.orchestration.records_input import IO_MANAGER_KEY
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.run_errors import recording_run_errors
 from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
@@ -33,7 +36,7 @@ from sync_pipeline.orchestration.state import read_partition_state
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.errors import describe_error
 from sync_pipeline.sdk.runner import RunMode, run_sync
-from sync_pipeline.store import from_iso, utcnow
+from sync_pipeline.store import StreamKey, from_iso, utcnow
 from sync_pipeline.vocabulary import CONNECTION_TAG, MODE_INCREMENTAL, MODE_TAG, PARTITION_TAG
 
 RESOURCE_KEY = "sync_pipeline"
@@ -78,23 +81,28 @@ def build_sync_assets(sync: SyncDefinition) -> tuple[AssetsDefinition, Unresolve
                 "frequency": sync.frequency,
                 "track_deletes": sync.track_deletes,
             },
-        )
+        ).with_io_manager_key(IO_MANAGER_KEY)  # downstream inputs load records from the cache
         for model in sync.models
     ]
+
+    run_checks = [check for spec in specs for check in check_specs(spec.key)]
 
     @multi_asset(
         specs=specs,
         name=op_name(sync),
         partitions_def=partitions,
         required_resource_keys={RESOURCE_KEY},
-        check_specs=[check for spec in specs for check in check_specs(spec.key)],
+        check_specs=run_checks,
     )
     def sync_assets(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
         yield from execute_sync(context, sync)
 
     job = define_asset_job(
         name=sync.qualified_name,
-        selection=[spec.key for spec in specs],
+        # Without the freshness checks: a sync run syncs; the freshness sensor evaluates them. With the checks
+        # each run evaluates itself (mass deletion, invalid records).
+        selection=AssetSelection.assets(*[spec.key for spec in specs]).without_checks()
+        | AssetSelection.checks(*[check.key for check in run_checks]),
         partitions_def=partitions,
         executor_def=in_process_executor,
         description=f"Runs {sync.integration.name} sync {sync.name!r} for one connection and variant.",
@@ -150,6 +158,8 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
             asset_key=key,
             metadata=RunMetadata.of_run(outcome, model, connection_id, variant, mode_name).to_dagster(),
             check_results=check_results(key, outcome, model),
+            # Unchanged by a run that changed nothing: downstream automation wakes on changed records only.
+            data_version=records_version(store.records, StreamKey(integration, connection_id, model, variant)),
         )
     # Dagster has stored the materializations (and so the run's final checkpoint) before resuming us here.
     store.partitions.clear_progress(integration, sync.name, partition, outcome.generation)

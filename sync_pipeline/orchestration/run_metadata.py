@@ -6,11 +6,13 @@ tell the app (cursor watermark, generation, checkpoints) sits under one key, `sy
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dagster import AssetKey, AssetMaterialization, DagsterInstance, MetadataValue
+from dagster import AssetKey, AssetMaterialization, DagsterInstance, DataVersion, MetadataValue
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.storage.event_log.base import EventLogRecord
 
 from sync_pipeline.keys import make_partition_key
@@ -140,11 +142,13 @@ def report_provider_webhook_changes(
     started_at: datetime,
     low_watermarks: dict[str, int],
     totals: dict[str, int],
+    data_versions: Mapping[str, DataVersion] | None = None,
 ) -> None:
     """Record what a provider webhook changed as a runless materialization per changed model of the base partition.
 
     The UI shows it, and the notifications sensor turns it into a `syncType: "WEBHOOK"` webhook to the app;
-    reading a partition's run state skips it (it has no checkpoint of its own).
+    reading a partition's run state skips it (it has no checkpoint of its own). `data_versions` (per model)
+    let automation on changed records see it: Dagster's data_version_changed ignores a versionless one.
     """
     for model, counts in ledger.counts.items():
         metadata = RunMetadata(
@@ -166,5 +170,6 @@ def report_provider_webhook_changes(
                     asset_key=asset_key(sync.integration.name, model),
                     partition=make_partition_key(connection_id, BASE_VARIANT),
                     metadata=metadata.to_dagster(),
+                    tags={DATA_VERSION_TAG: data_versions[model].value} if data_versions and model in data_versions else None,
                 )
             )

@@ -315,8 +315,9 @@ class RecordsCache:
                 ).all()
             if not rows:
                 return
-            yield [json.loads(payload) for _, payload in rows]
-            after = rows[-1][0]
+            after, payloads = rows[-1][0], [payload for _, payload in rows]
+            del rows  # the consumer holds the decoded page; keep only its text here
+            yield [json.loads(payload) for payload in payloads]
 
     def dataframe(self, key: StreamKey) -> "pd.DataFrame":
         """A sync's current records as a DataFrame, for downstream assets (read in chunks)."""

@@ -107,11 +107,11 @@ def test_graphql_shows_every_sync_asset_with_partitions_checks_and_both_sensors(
         for model in sync.model_names:
             node = nodes[f"{sync.integration.name}/{model}"]
             assert node["isPartitioned"]
-            assert {check["name"] for check in node["assetChecksOrError"]["checks"]} == {MASS_DELETION, INVALID_SHARE}
+            assert {check["name"] for check in node["assetChecksOrError"]["checks"]} >= {MASS_DELETION, INVALID_SHARE}
     assert "acme::base" in nodes["slack/SlackUser"]["partitionKeys"]
     repositories = dev.graphql(SENSORS_QUERY)["repositoriesOrError"]["nodes"]
     sensors = {sensor["name"]: sensor["sensorState"]["status"] for repo in repositories for sensor in repo["sensors"]}
-    assert sensors == {"sync_pipeline_scheduler": "RUNNING", "sync_pipeline_webhooks": "RUNNING"}
+    assert sensors["sync_pipeline_scheduler"] == sensors["sync_pipeline_webhooks"] == "RUNNING"
     assert dev.graphql("{ shouldShowNux }")["shouldShowNux"] is False  # the "join the community" dialog is off
 
 

@@ -1,0 +1,1 @@
+"""An example user project: Dagster assets downstream of sync_pipeline's synced records."""
