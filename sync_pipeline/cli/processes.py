@@ -100,13 +100,16 @@ def code_target() -> list[str]:
     return ["-w", str(workspace)] if workspace.exists() else ["-m", "sync_pipeline.definitions"]
 
 
-def product_commands(ui_port: int, api_port: int, host: str = "127.0.0.1") -> dict[str, list[str]]:
+PRODUCT_ONLY = ["-m", "sync_pipeline.definitions"]  # the product's own code location, without users' projects
+
+
+def product_commands(ui_port: int, api_port: int, host: str = "127.0.0.1", target: list[str] | None = None) -> dict[str, list[str]]:
     """The three processes of `dev`: Dagster's UI and daemon (sensors, run queue) and the HTTP API.
 
     Started directly rather than through `dagster dev` (superseded by `dg dev`, slower to stop, and
     warning about a dagster.yaml in the current folder that we copy into the home ourselves).
     """
-    target = code_target()
+    target = target or code_target()
     python = sys.executable
     return {
         "ui": [python, "-m", "dagster_webserver", "-h", host, "-p", str(ui_port), *target],

@@ -15,6 +15,7 @@ import click
 
 from sync_pipeline.cli.client import Api
 from sync_pipeline.cli.processes import (
+    PRODUCT_ONLY,
     Product,
     exit_now,
     prepare_environment,
@@ -74,7 +75,8 @@ def run_demo(*, ui_port: int, api_port: int, home: Path | None, keep: bool) -> N
     logs = home / "demo-logs"  # not "logs": Dagster keeps its compute logs there
     logs.mkdir(exist_ok=True)
     with open(logs / "processes.log", "ab") as log:  # the product's own logs; the demo's output stays readable
-        product = Product.start(product_commands(ui_port, api_port), env, stdout=log, stderr=log)
+        # The product's code location alone: the example project of workspace.yaml would add automation runs.
+        product = Product.start(product_commands(ui_port, api_port, target=PRODUCT_ONLY), env, stdout=log, stderr=log)
     ui, api_url = f"http://127.0.0.1:{ui_port}", f"http://127.0.0.1:{api_port}"
     say(click.style("sync_pipeline demo", bold=True) + " — no account needed: a demo provider speaks Slack's, Salesforce's")
     say("and GitHub's APIs over generated data, and a small receiver plays your app's webhook endpoint.")

@@ -17,7 +17,7 @@ def demo(tmp_path_factory):
     ui_port, api_port = free_port(), free_port()
     command = Command("demo", "--ui-port", str(ui_port), "--api-port", str(api_port), "--home", str(home))
     try:
-        command.wait_for_line("press Ctrl-C to stop it", timeout=600)
+        command.wait_for_line("press Ctrl-C to stop it", timeout=1200)  # generous: a loaded CI machine
         yield command, home, ui_port, api_port
     finally:
         command.kill()
