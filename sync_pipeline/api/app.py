@@ -10,7 +10,17 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sync_pipeline.api import connections, integrations, notifications, openapi, provider_webhooks, records, scripts, syncs
+from sync_pipeline.api import (
+    connections,
+    integrations,
+    notifications,
+    openapi,
+    provider_webhooks,
+    records,
+    scripts,
+    service,
+    syncs,
+)
 from sync_pipeline.api.endpoint import Services
 from sync_pipeline.api.errors import ApiError, api_error_response, http_error_response, unexpected_error_response
 from sync_pipeline.sdk.declaration import Registry
@@ -28,6 +38,7 @@ def routes() -> list[Route]:
         *syncs.routes(),
         *provider_webhooks.routes(),
         *notifications.routes(),
+        *service.routes(),
         Route("/openapi.json", openapi.openapi_document, methods=["GET"]),
     ]
 

@@ -14,7 +14,7 @@ from sync_pipeline.api.errors import ApiError, not_found
 from sync_pipeline.api.fields import NO_NUL, ConnectionId, Lenient, ProviderConfigKey, Strict, Success, Text
 from sync_pipeline.destinations import RefusedDestination, check_url
 from sync_pipeline.orchestration.credentials import CredentialKeeper
-from sync_pipeline.orchestration.lifecycle import delete_connection, register_connection
+from sync_pipeline.orchestration.lifecycle import add_base_partitions, delete_connection, register_connection
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.declaration import Integration
 from sync_pipeline.store import Connection, ConnectionPage, ConnectionProblem, CredentialsError, to_iso, utcnow
@@ -367,6 +367,10 @@ def _set_metadata(call: Call, *, merge: bool) -> dict[str, Any]:
     ids = body.connection_id if isinstance(body.connection_id, list) else [body.connection_id]
     if not call.services.store.connections.set_metadata(integration.name, ids, body.metadata, merge=merge):
         raise not_found("unknown_connection", f"at least one of the connections {ids} of {integration.name!r} does not exist")
+    for connection_id in ids:  # e.g. GitHub's base variant appears once `repositories` is set
+        connection = call.services.store.connections.get(integration.name, connection_id)
+        if connection is not None:
+            add_base_partitions(call.services.instance, call.services.store, integration, connection)
     return raw
 
 

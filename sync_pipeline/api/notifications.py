@@ -1,4 +1,4 @@
-"""The log of change webhooks sent to the app: `GET /webhook-deliveries`."""
+"""The log of change webhooks sent to the app: `GET /webhook-deliveries`, `POST /webhook-deliveries/{id}/retry`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from pydantic import BaseModel, Field
 from starlette.routing import Route
 
 from sync_pipeline.api.endpoint import Call, endpoint
-from sync_pipeline.api.fields import Strict
+from sync_pipeline.api.errors import ApiError, not_found
+from sync_pipeline.api.fields import Lenient, Strict
+from sync_pipeline.store import DELIVERED
 
 
 class DeliveriesQuery(Strict):
@@ -42,6 +44,27 @@ def list_deliveries(call: Call) -> dict[str, Any]:
     return {"deliveries": [{**asdict(d), "body": _json_or_text(d.body)} for d in deliveries]}
 
 
+class DeliveryPath(Lenient):
+    delivery_id: str = Field(min_length=1, max_length=64)
+
+
+@endpoint(path=DeliveryPath, response=DeliveryView)
+def retry_delivery(call: Call) -> dict[str, Any]:
+    """Send a failed (or pending) delivery again now, with a fresh series of attempts.
+
+    The notifications sensor sends it at its next tick, within seconds.
+    """
+    delivery_id = call.parse_path().delivery_id
+    log = call.services.store.deliveries
+    before = log.get(delivery_id)
+    if before is None:
+        raise not_found("not_found", f"there is no webhook delivery {delivery_id!r}")
+    if before.status == DELIVERED:
+        raise ApiError(400, "already_delivered", f"webhook delivery {delivery_id!r} was delivered; there is nothing to retry")
+    retried = log.retry(delivery_id)
+    return {**asdict(retried), "body": _json_or_text(retried.body)}
+
+
 def _json_or_text(body: str) -> Any:
     try:
         return json.loads(body)
@@ -50,4 +73,7 @@ def _json_or_text(body: str) -> Any:
 
 
 def routes() -> list[Route]:
-    return [Route("/webhook-deliveries", list_deliveries, methods=["GET"])]
+    return [
+        Route("/webhook-deliveries", list_deliveries, methods=["GET"]),
+        Route("/webhook-deliveries/{delivery_id}/retry", retry_delivery, methods=["POST"]),
+    ]

@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from sync_pipeline.api.endpoint import Call, Spec, endpoint
 from sync_pipeline.api.errors import ErrorBody
+from sync_pipeline.api.service import package_version
 
 JSON = "application/json"
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -33,8 +34,9 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "sync_pipeline HTTP API",
-            "version": "1",
-            "description": "Nango's HTTP dialect: see docs/http-api.md. Every path is also accepted with a trailing slash.",
+            "version": package_version(),
+            "description": "Nango's HTTP dialect; the reference, with examples, is docs/http-api.md in the repository. "
+            "Every path is also accepted with a trailing slash.",
         },
         "components": {"securitySchemes": {"secretKey": {"type": "http", "scheme": "bearer"}}, "schemas": components},
         "security": [{"secretKey": []}],
@@ -100,7 +102,8 @@ def _parameters(model: type[BaseModel] | None, where: str, components: dict[str,
     return parameters
 
 
-@endpoint
+# Readable without the key: a client generator, or a person, must be able to learn what the API is first.
+@endpoint(auth=False)
 def openapi_document(_call: Call) -> dict[str, Any]:
-    """This document."""
+    """This document (no key needed)."""
     return document()

@@ -9,6 +9,7 @@ from dagster import AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsF
 from pydantic import BaseModel
 
 from sync_pipeline.orchestration.assets import partition_id
+from sync_pipeline.orchestration.failures import run_failure
 from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
 from sync_pipeline.orchestration.state import last_run
 from sync_pipeline.sdk.declaration import SyncDefinition
@@ -30,6 +31,15 @@ class RetryView(BaseModel):
     nextRetryAt: str | None
 
 
+class SyncErrorView(BaseModel):
+    """Why a partition's latest run failed: the error's type and message (provider status, URL, cause)."""
+
+    type: str
+    message: str
+    run_id: str
+    failedAt: str | None
+
+
 class SyncStatus(BaseModel):
     """One sync partition in `GET /sync/status`, in Nango's shape."""
 
@@ -47,6 +57,7 @@ class SyncStatus(BaseModel):
     recordCount: dict[str, int]
     checkpoint: dict[str, Any] | None
     retry: RetryView | None  # set when the last run failed: the scheduler retries it
+    error: SyncErrorView | None = None
 
 
 _FINISHED = {DagsterRunStatus.SUCCESS: "SUCCESS", DagsterRunStatus.FAILURE: "ERROR", DagsterRunStatus.CANCELED: "STOPPED"}
@@ -86,6 +97,8 @@ def partition_status(instance: DagsterInstance, sync: SyncDefinition, row: Parti
         "recordCount": {model: meta.total_records if meta else 0 for model, meta in latest.items()},
         "checkpoint": previous.checkpoint if previous is not None else None,
         "retry": _retry(row),
+        # Why the latest run failed (type, message with provider status, URL and cause), else null.
+        "error": run_failure(instance, run.dagster_run.run_id).as_dict() if execution == "ERROR" and run else None,
     }
 
 

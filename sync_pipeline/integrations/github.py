@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -92,7 +93,18 @@ def _repository_name(entry: Any, key: str) -> str:
     raise SyncError(f'metadata["{key}"] names a repository as {entry!r}: use "owner/repo" or {{"owner", "repo"}}')
 
 
-@github.sync(models=[GithubIssue], sync_type="incremental", frequency="every hour", webhook_subscriptions=["issues"])
+def lists_repositories(metadata: Mapping[str, Any]) -> bool:
+    """The base variant has work only when the metadata lists `repositories`; otherwise each repository is a variant."""
+    return bool(metadata.get("repositories"))
+
+
+@github.sync(
+    models=[GithubIssue],
+    sync_type="incremental",
+    frequency="every hour",
+    base_variant=lists_repositories,
+    webhook_subscriptions=["issues"],
+)
 def issues(ctx: SyncContext) -> None:
     """Issues (not pull requests) updated since the last run, in every repository of this variant."""
     params: dict[str, Any] = {"state": "all"}

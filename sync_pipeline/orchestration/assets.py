@@ -25,14 +25,16 @@ from pydantic import BaseModel
 
 from sync_pipeline.keys import InvalidPartitionKey, make_partition_key, parse_partition_key
 from sync_pipeline.orchestration.automation import records_version
+from sync_pipeline.orchestration.checks import check_results, check_specs
 from sync_pipeline.orchestration.credentials import CredentialKeeper
+from sync_pipeline.orchestration.failures import ERROR_TYPE_KEY
 from sync_pipeline.orchestration.records_input import IO_MANAGER_KEY
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.run_errors import recording_run_errors
 from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
 from sync_pipeline.orchestration.state import read_partition_state
 from sync_pipeline.sdk.declaration import SyncDefinition
-from sync_pipeline.sdk.errors import SyncError
+from sync_pipeline.sdk.errors import describe_error
 from sync_pipeline.sdk.runner import RunMode, run_sync
 from sync_pipeline.store import CredentialsError, EncryptionKeyError, StreamKey, from_iso, utcnow
 from sync_pipeline.vocabulary import CONNECTION_TAG, MODE_INCREMENTAL, MODE_TAG, PARTITION_TAG
@@ -83,14 +85,24 @@ def build_sync_assets(sync: SyncDefinition) -> tuple[AssetsDefinition, Unresolve
         for model in sync.models
     ]
 
-    @multi_asset(specs=specs, name=op_name(sync), partitions_def=partitions, required_resource_keys={RESOURCE_KEY})
+    run_checks = [check for spec in specs for check in check_specs(spec.key)]
+
+    @multi_asset(
+        specs=specs,
+        name=op_name(sync),
+        partitions_def=partitions,
+        required_resource_keys={RESOURCE_KEY},
+        check_specs=run_checks,
+    )
     def sync_assets(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
         yield from execute_sync(context, sync)
 
     job = define_asset_job(
         name=sync.qualified_name,
-        # Without the freshness checks: a sync run syncs; the freshness sensor evaluates them.
-        selection=AssetSelection.assets(*[spec.key for spec in specs]).without_checks(),
+        # Without the freshness checks: a sync run syncs; the freshness sensor evaluates them. With the checks
+        # each run evaluates itself (mass deletion, invalid records).
+        selection=AssetSelection.assets(*[spec.key for spec in specs]).without_checks()
+        | AssetSelection.checks(*[check.key for check in run_checks]),
         partitions_def=partitions,
         executor_def=in_process_executor,
         description=f"Runs {sync.integration.name} sync {sync.name!r} for one connection and variant.",
@@ -141,12 +153,14 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
                 log=context.log,
                 tokens=CredentialKeeper(store, sync.integration, connection),
             )
-    except SyncError as error:
-        raise Failure(description=str(error)) from error
+    except Exception as error:  # noqa: BLE001 - every failure reaches people as its type and message
+        raise Failure(description=describe_error(error), metadata={ERROR_TYPE_KEY: type(error).__name__}) from error
     for model in sync.model_names:
+        key = asset_key(integration, model)
         yield MaterializeResult(
-            asset_key=asset_key(integration, model),
+            asset_key=key,
             metadata=RunMetadata.of_run(outcome, integration, model, connection_id, variant, mode_name).to_dagster(),
+            check_results=check_results(key, outcome, model),
             # Unchanged by a run that changed nothing: downstream automation wakes on changed records only.
             data_version=records_version(store.records, StreamKey(integration, connection_id, model, variant)),
         )

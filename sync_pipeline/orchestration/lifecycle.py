@@ -43,15 +43,33 @@ def remove_partition(instance: DagsterInstance, store: Store, sync: SyncDefiniti
 
 
 def register_connection(instance: DagsterInstance, store: Store, integration: Integration, connection: Connection) -> Connection:
-    """Store the connection and add the base variant of each of its integration's syncs.
+    """Store the connection and add the base variant of each of its integration's syncs that has one.
 
     Credentials imported anew are no longer failed: their runs are tried again.
     """
     stored = store.connections.upsert(connection)
     store.connection_errors.clear(integration.name, connection.connection_id, AUTH)
-    for sync in integration.syncs.values():
-        add_partition(instance, store, sync, connection.connection_id, BASE_VARIANT)
+    add_base_partitions(instance, store, integration, stored)
     return stored
+
+
+def add_base_partitions(instance: DagsterInstance, store: Store, integration: Integration, connection: Connection) -> None:
+    """Add the base variant of each sync whose metadata test the connection now passes (never removes one).
+
+    A GitHub connection gets its base variant once its metadata lists `repositories`: before that it would
+    run and sync nothing. Called on creation and after every metadata change.
+    """
+    for sync in integration.syncs.values():
+        if sync.has_base_variant(connection.metadata):
+            add_partition(instance, store, sync, connection.connection_id, BASE_VARIANT)
+
+
+def ensure_webhook_partition(instance: DagsterInstance, store: Store, sync: SyncDefinition, connection_id: str) -> None:
+    """The base partition that provider webhooks write to, without scheduling a run of it when it has none."""
+    store.partitions.ensure(sync.integration.name, sync.name, connection_id, BASE_VARIANT, utcnow(), due_now=False)
+    key = make_partition_key(connection_id, BASE_VARIANT)
+    if not instance.has_dynamic_partition(sync.qualified_name, key):
+        instance.add_dynamic_partitions(sync.qualified_name, [key])
 
 
 def delete_connection(instance: DagsterInstance, store: Store, integration: Integration, connection_id: str) -> dict[str, int] | None:

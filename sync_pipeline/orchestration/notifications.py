@@ -26,6 +26,7 @@ from dagster._core.storage.event_log.base import EventLogRecord
 
 from sync_pipeline.keys import InvalidPartitionKey, parse_partition_key
 from sync_pipeline.orchestration.assets import partition_id
+from sync_pipeline.orchestration.failures import run_failure
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
 from sync_pipeline.orchestration.state import last_run
@@ -237,14 +238,8 @@ class _Collector:
         return INITIAL if last_run(self.instance, key, partition, from_iso(row.created_at)) is None else INCREMENTAL
 
     def _failure_description(self, run_id: str, record: EventLogRecord) -> str:
-        """The failed step's own message (a sync's Failure description), else the run failure's."""
-        for step in self.instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1).records:
-            data = step.event_log_entry.dagster_event.step_failure_data
-            if data.user_failure_data is not None and data.user_failure_data.description:
-                return data.user_failure_data.description
-            if data.error is not None:
-                return data.error.message.strip()
-        return record.event_log_entry.message or "the sync run failed"
+        """The error's type and message (provider status, URL, cause): see orchestration.failures."""
+        return run_failure(self.instance, run_id).description
 
     def _subject(self, sync: SyncDefinition, model: str, partition: str | None, timestamp: float) -> SyncSubject | None:
         """Who the event is about, or None for an event from before the partition's (re)creation or a removed one."""

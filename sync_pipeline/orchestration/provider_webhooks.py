@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dagster import DagsterInstance
 
 from sync_pipeline.orchestration.automation import records_version
+from sync_pipeline.orchestration.lifecycle import ensure_webhook_partition
 from sync_pipeline.orchestration.run_metadata import report_provider_webhook_changes
 from sync_pipeline.sdk import Integration, ProviderWebhookContext
 from sync_pipeline.store import Store, StreamKey, utcnow
@@ -25,6 +26,8 @@ def handle_provider_webhook(
     started_at = utcnow()
     integration.webhook_handler(ctx)
     for (connection_id, sync_name), ledger in ctx.changes.ledgers.items():
+        # The base partition exists even when it is not scheduled (GitHub without `repositories`).
+        ensure_webhook_partition(instance, store, integration.syncs[sync_name], connection_id)
         streams = {model: StreamKey(integration.name, connection_id, model) for model in ledger.counts}
         totals = {model: store.records.count_live(key) for model, key in streams.items()}
         versions = {model: records_version(store.records, key) for model, key in streams.items()}

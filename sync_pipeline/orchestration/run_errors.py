@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sync_pipeline.sdk.errors import describe_error
 from sync_pipeline.store import SYNC, Store
 
 
@@ -14,6 +15,7 @@ def recording_run_errors(store: Store, integration: str, connection_id: str, sub
     try:
         yield
     except Exception as error:
-        store.connection_errors.record(integration, connection_id, SYNC, str(error) or type(error).__name__, subject=subject, log_id=run_id)
+        # Its type and message (provider status, URL without secrets, cause), as the failure webhook says it.
+        store.connection_errors.record(integration, connection_id, SYNC, describe_error(error), subject=subject, log_id=run_id)
         raise
     store.connection_errors.clear(integration, connection_id, SYNC, subject=subject)

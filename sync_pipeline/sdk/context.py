@@ -18,6 +18,7 @@ from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.http import build_client
 from sync_pipeline.sdk.oauth import TokenSource
 from sync_pipeline.sdk.pagination import Page, Paginator
+from sync_pipeline.sdk.progress import Progress
 from sync_pipeline.store import ChangeCounts, Connection, PreparedRecord, RecordsCache, StreamKey, utcnow
 
 Checkpoint = dict[str, str | int | float | bool]
@@ -103,7 +104,8 @@ class RecordWriter:
         name = model if isinstance(model, str) else model.__name__
         return StreamKey(self.sync.integration.name, self.connection_id, name, self.variant)
 
-    def save(self, records: Sequence[Mapping[str, Any] | BaseModel], model: str | type[BaseModel]) -> None:
+    def save(self, records: Sequence[Mapping[str, Any] | BaseModel], model: str | type[BaseModel]) -> int:
+        """Returns how many valid records were written (changed or not)."""
         model_cls = self.sync.model(model)
         prepared = self._prepare(model_cls, records)
         key = self.stream(model_cls)
@@ -112,8 +114,10 @@ class RecordWriter:
             self.ledger.add(
                 key.model, self._cache.save(key, prepared, utcnow(), generation=self._generation, tally=self._tally)
             )
+        return len(prepared)
 
-    def update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> None:
+    def update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> int:
+        """Returns how many partial records were merged (unknown ids included)."""
         model_cls = self.sync.model(model)
         missing = [index for index, partial in enumerate(partials) if "id" not in partial]
         if missing:
@@ -123,6 +127,7 @@ class RecordWriter:
             key, [dict(p) for p in partials], lambda rows: self._prepare(model_cls, rows), utcnow(), tally=self._tally
         )
         self.ledger.add(key.model, counts)
+        return len(partials)
 
     def delete(self, ids_or_records: Iterable[str | int | Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         model_cls = self.sync.model(model)
@@ -193,6 +198,7 @@ class SyncContext:
         generation: str | None,
         log: logging.Logger | Any = None,
         transport: httpx.BaseTransport | None = None,
+        progress: Progress | None = None,
         tokens: TokenSource | None = None,
         tally: str | None = None,
     ) -> None:
@@ -204,6 +210,7 @@ class SyncContext:
         self._writer = RecordWriter(
             sync, connection.connection_id, variant, cache, generation=generation, log=self.log, tally=tally
         )
+        self.progress = progress or Progress(sync.name, self.log)
         self._checkpoint = checkpoint
         self._on_checkpoint = on_checkpoint
         self._transport = transport
@@ -230,9 +237,15 @@ class SyncContext:
     @cached_property
     def http(self) -> httpx.Client:
         """An httpx client on the provider's API, authenticated for this connection, retrying 429/5xx."""
-        return build_client(
-            self.sync.integration, self.connection, on_retry=self.log.info, transport=self._transport, tokens=self._tokens
+        client = build_client(
+            self.sync.integration, self.connection, on_retry=self._on_retry, transport=self._transport, tokens=self._tokens
         )
+        client.event_hooks["request"].append(lambda _request: self.progress.request())
+        return client
+
+    def _on_retry(self, message: str) -> None:
+        self.progress.retry()
+        self.log.info(message)
 
     def paginate(
         self,
@@ -250,8 +263,14 @@ class SyncContext:
         crashed resumes `url` after the last page it handled, and the cursor is cleared when `url` is done.
         """
         if not checkpoint:
-            return paginator.pages(self.http, url, dict(params or {}), data_path, start)
-        return self._checkpointed_pages(url, paginator, dict(params or {}), data_path)
+            return self._counted(paginator.pages(self.http, url, dict(params or {}), data_path, start))
+        return self._counted(self._checkpointed_pages(url, paginator, dict(params or {}), data_path))
+
+    def _counted(self, pages: Iterator[Page]) -> Iterator[Page]:
+        """The pages, each counted into the run's progress as it arrives."""
+        for page in pages:
+            self.progress.page(len(page))
+            yield page
 
     def remaining(self, urls: Sequence[str]) -> list[str]:
         """`urls` from the one a crashed run was paging through with `checkpoint=True` (before it: done)."""
@@ -307,11 +326,11 @@ class SyncContext:
 
     def batch_save(self, records: Sequence[Mapping[str, Any] | BaseModel], model: str | type[BaseModel]) -> None:
         """Validate and save records; identical ones are no change, a duplicate id keeps the first."""
-        self._writer.save(records, model)
+        self.progress.saved_records(self._writer.save(records, model))
 
     def batch_update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         """Merge partial records (each with its `id`) into the stored ones; unknown ids are skipped."""
-        self._writer.update(partials, model)
+        self.progress.saved_records(self._writer.update(partials, model))
 
     def batch_delete(self, ids_or_records: Iterable[str | int | Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         """Mark records deleted (soft delete): they stay readable with `last_action: DELETED`."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import BaseModel
@@ -41,6 +41,13 @@ class SyncDefinition:
     backfill: timedelta | None
     auto_start: bool
     description: str
+    # Whether a connection gets this sync's base variant, given its metadata: True, or a test of the metadata
+    # for syncs whose base variant has nothing to do unless configured (GitHub's needs `repositories`).
+    base_variant: "bool | Callable[[Mapping[str, Any]], bool]" = True
+
+    def has_base_variant(self, metadata: Mapping[str, Any]) -> bool:
+        """Whether a connection with this metadata gets (and runs) the base variant of this sync."""
+        return bool(self.base_variant(metadata)) if callable(self.base_variant) else bool(self.base_variant)
     webhook_subscriptions: tuple[str, ...] = ()
     max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE
 
@@ -125,6 +132,7 @@ class Integration:
         backfill: timedelta | None = None,
         auto_start: bool = True,
         description: str | None = None,
+        base_variant: bool | Callable[[Mapping[str, Any]], bool] = True,
         webhook_subscriptions: Iterable[str] = (),
         max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE,
     ) -> Callable[[Callable[["SyncContext"], None]], SyncDefinition]:
@@ -173,6 +181,7 @@ class Integration:
                 backfill=backfill,
                 auto_start=auto_start,
                 description=description or (fn.__doc__ or "").strip(),
+                base_variant=base_variant,
                 webhook_subscriptions=tuple(webhook_subscriptions),
                 max_invalid_share=float(max_invalid_share),
             )

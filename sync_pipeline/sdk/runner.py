@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import httpx
 
 from sync_pipeline.sdk.context import Checkpoint, SyncContext
 from sync_pipeline.sdk.declaration import SyncDefinition
+from sync_pipeline.sdk.progress import Progress, ProgressSink
 from sync_pipeline.sdk.oauth import TokenSource
 from sync_pipeline.store import ChangeCounts, Connection, RecordsCache, StreamKey, utcnow
 from sync_pipeline.vocabulary import FULL, INCREMENTAL, INITIAL, MODE_CLEAR_CACHE, MODE_FULL_REFRESH
@@ -61,6 +63,7 @@ class RunOutcome:
     invalid: dict[str, int]
     low_watermarks: dict[str, int]
     totals: dict[str, int] = field(default_factory=dict)
+    progress: dict[str, Any] = field(default_factory=dict)  # pages, requests, retries, records fetched and saved
 
 
 CheckpointSink = Callable[[Checkpoint | None, str, datetime], None]
@@ -77,6 +80,7 @@ def run_sync(
     on_checkpoint: CheckpointSink = lambda checkpoint, generation, started_at: None,
     log: Any = None,
     transport: httpx.BaseTransport | None = None,
+    on_progress: ProgressSink | None = None,
     tokens: TokenSource | None = None,
 ) -> RunOutcome:
     """Run `sync` for one connection and variant; raises whatever the sync raises, deleting nothing then."""
@@ -104,12 +108,14 @@ def run_sync(
         generation=generation if sync.track_deletes else None,
         log=log,
         transport=transport,
+        progress=Progress(sync.name, log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}"), sink=on_progress),
         tokens=tokens,
         tally=generation,
     ) as ctx:
         try:
             sync.fn(ctx)
         finally:
+            ctx.progress.report()  # the last line says where the run got, finished or not
             summary = ctx.ledger.invalid_summary()
             if summary:
                 ctx.log.warning(summary)
@@ -130,4 +136,5 @@ def run_sync(
         invalid=dict(ctx.ledger.invalid),
         low_watermarks=low_watermarks,
         totals={model: cache.count_live(key) for model, key in streams.items()},
+        progress=ctx.progress.snapshot(),
     )

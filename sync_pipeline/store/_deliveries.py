@@ -146,6 +146,20 @@ class DeliveryLog:
             row = conn.execute(select(deliveries).where(deliveries.c.delivery_id == delivery_id)).first()
         return Delivery(**row._mapping) if row is not None else None
 
+    def retry(self, delivery_id: str, now: datetime | None = None) -> Delivery | None:
+        """Make a failed or pending delivery due now with a fresh series of attempts; None if it is unknown.
+
+        A delivered one is left as it is (returned unchanged): sending it again is the receiver's business.
+        """
+        stamp = to_iso(now or utcnow())
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.delivery_id == delivery_id, deliveries.c.status != DELIVERED)
+                .values(status=PENDING, attempts=0, next_attempt_at=stamp, updated_at=stamp)
+            )
+        return self.get(delivery_id)
+
     def list(self, status: str | None = None, limit: int = 100) -> list[Delivery]:
         """Deliveries, the newest first, optionally of one status."""
         statement = select(deliveries).order_by(deliveries.c.created_at.desc(), deliveries.c.delivery_id.desc())

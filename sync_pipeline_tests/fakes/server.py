@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from sync_pipeline.demo.provider import Served
 
 Handler = Callable[[Request], Any]
 
@@ -113,32 +112,12 @@ class FakeApi:
         return [request.url.path for request in self.requests]
 
 
-class ServedApp:
-    """An ASGI app served by uvicorn in a thread on a free 127.0.0.1 port; `url` is its root."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+class ServedApp(Served):
+    """An ASGI app served by uvicorn in a thread on a free 127.0.0.1 port, as a context manager; `url` is its root."""
 
     def __enter__(self) -> "ServedApp":
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the fake server did not start within 10 s")
-            time.sleep(0.01)
+        self.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        self.stop()

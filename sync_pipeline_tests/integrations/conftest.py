@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
+
+from sync_pipeline.api import create_app
 
 from sync_pipeline.integrations import load_registry
 from sync_pipeline_tests.fakes.github import GithubApi
@@ -58,6 +61,18 @@ def salesforce_api(_salesforce_server) -> SalesforceApi:
 def github_api(_github_server) -> GithubApi:
     _github_server.reset()
     return _github_server
+
+
+API_SECRET = "integrations-secret"
+
+
+@pytest.fixture
+def api(instance, store, sync) -> Iterator[httpx.Client]:
+    """The HTTP API over the built-in integrations, served on 127.0.0.1, with a client holding its key."""
+    app = create_app(registry=sync.registry, instance=instance, store=store, secret_key=API_SECRET)
+    with ServedApp(app) as served:
+        with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {API_SECRET}"}, timeout=30) as client:
+            yield client
 
 
 @pytest.fixture(scope="session")
