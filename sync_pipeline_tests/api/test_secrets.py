@@ -103,6 +103,8 @@ def test_encrypted_credentials_without_any_key_are_a_clear_409(api_with_key):
 
 
 def _command(args: list[str], database_url: str, tmp_path, **env: str) -> subprocess.CompletedProcess:
+    """Run a command of the deployment whose Dagster home is `tmp_path` (made here: `serve` refuses to create one)."""
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     environment = {k: v for k, v in os.environ.items() if k != KEY}
     environment.update(SYNC_PIPELINE_DATABASE_URL=database_url, DAGSTER_HOME=str(tmp_path), **env)
     return subprocess.run([sys.executable, *args], env=environment, capture_output=True, text=True, timeout=300)
