@@ -1,6 +1,6 @@
 """One tick of the scheduling sensor over 10,000 partitions, 1% of them due. Target: under 2 s a tick.
 
-The partitions are Dagster dynamic partitions of the test integration `acme` (contacts) with their schedule
+The partitions are Dagster dynamic partitions of the benchmark's integration `bench` (contacts) with their schedule
 rows; Dagster's storage and the sync_pipeline database share one backend, as in production.
 
     python benchmarks/scheduling_sensor.py                     # SQLite
@@ -30,7 +30,7 @@ from sync_pipeline.store import Store, to_iso, utcnow  # noqa: E402
 from sync_pipeline.store import schema  # noqa: E402
 
 partitions = schema.tables["sp_partitions"]
-from sync_pipeline_tests.acme import registry  # noqa: E402
+from fakes import registry  # noqa: E402  (a sibling module of this script)
 from support import backends, database, make_instance  # noqa: E402  (a sibling module of this script)
 
 
@@ -51,7 +51,7 @@ def run(backend: str, url: str, total: int, due_percent: float) -> None:
         defs = build_definitions(registry, database_url=url)
         keys = [make_partition_key(f"conn-{n:06d}") for n in range(total)]
         started = time.perf_counter()
-        instance.add_dynamic_partitions("acme__contacts", keys)
+        instance.add_dynamic_partitions("bench__contacts", keys)
         seed_rows(store, keys)
         setup = time.perf_counter() - started
 
@@ -81,7 +81,7 @@ def seed_rows(store: Store, keys: list[str]) -> None:
     now = utcnow()
     rows = [
         {
-            "integration": "acme",
+            "integration": "bench",
             "sync_name": "contacts",
             "partition_key": key,
             "connection_id": key.split("::")[0],
