@@ -132,7 +132,7 @@ def test_a_resumed_run_reports_the_changes_of_every_attempt(connected, acme, sto
     assert resumed.success
     meta = metadata_of(resumed)
     assert (meta.kind, meta.added, meta.updated, meta.deleted) == ("INITIAL", 10, 0, 0)
-    assert decode_cursor(meta.low_watermark) == 0  # where the first attempt began, not the resumed one
+    assert decode_cursor(meta.low_watermark, CONTACTS) == 0  # where the first attempt began, not the resumed one
 
     acme.put("c1", "Again")
     assert metadata_of(connected.run("acme", "contacts", "conn-1")).updated == 2  # a new run counts afresh
