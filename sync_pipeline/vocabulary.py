@@ -27,6 +27,7 @@ RESET_MODES = frozenset({MODE_FULL_REFRESH, MODE_CLEAR_CACHE})  # runs that forg
 MODE_TAG = "sync_pipeline/mode"
 PARTITION_TAG = "sync_pipeline/partition"
 CONNECTION_TAG = "sync_pipeline/connection"
+ALLOW_MASS_DELETE_TAG = "sync_pipeline/allow_mass_delete"  # "true": the trigger let the run through the guard
 DAGSTER_PARTITION_TAG = "dagster/partition"  # set by Dagster on every run of a partition
 
 # A run in one of these holds its partition: no second run is requested, and `/sync/status` says RUNNING.

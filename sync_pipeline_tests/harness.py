@@ -9,6 +9,7 @@ from sync_pipeline.orchestration import build_definitions
 from sync_pipeline.orchestration.assets import MODE_TAG
 from sync_pipeline.sdk.declaration import Registry
 from sync_pipeline.store import Connection, Store, utcnow
+from sync_pipeline.vocabulary import ALLOW_MASS_DELETE_TAG
 
 
 class SyncHarness:
@@ -41,14 +42,21 @@ class SyncHarness:
         return key
 
     def run(
-        self, integration: str, sync_name: str, connection_id: str, variant: str = "base", mode: str | None = None
+        self,
+        integration: str,
+        sync_name: str,
+        connection_id: str,
+        variant: str = "base",
+        mode: str | None = None,
+        *,
+        allow_mass_delete: bool = False,
     ) -> ExecuteInProcessResult:
-        """Run one partition in process; returns Dagster's result (`.success`, materializations...)."""
+        """Run one partition in process, with the tags the scheduler would give it for such a trigger; returns
+        Dagster's result (`.success`, materializations...)."""
         sync = self.registry.find_sync(integration, sync_name)
         key = make_partition_key(connection_id, variant)
         if not self.instance.has_dynamic_partition(sync.qualified_name, key):
             self.add_partition(integration, sync_name, connection_id, variant)
         job = self.definitions.resolve_job_def(sync.qualified_name)
-        return job.execute_in_process(
-            partition_key=key, instance=self.instance, tags={MODE_TAG: mode} if mode else None, raise_on_error=False
-        )
+        tags = {**({MODE_TAG: mode} if mode else {}), **({ALLOW_MASS_DELETE_TAG: "true"} if allow_mass_delete else {})}
+        return job.execute_in_process(partition_key=key, instance=self.instance, tags=tags or None, raise_on_error=False)

@@ -14,8 +14,8 @@ from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
 from sync_pipeline.orchestration.state import last_run
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.frequency import describe_frequency
-from sync_pipeline.store import PartitionRow, from_iso
-from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, IN_FLIGHT
+from sync_pipeline.store import PartitionRow, RunProgress, Store, from_iso
+from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, IN_FLIGHT, INCREMENTAL, INITIAL
 
 class ChangeCountsView(BaseModel):
     added: int
@@ -40,6 +40,19 @@ class SyncErrorView(BaseModel):
     failedAt: str | None
 
 
+class RunProgressView(BaseModel):
+    """What the run in progress did so far, written by the run every few seconds."""
+
+    pages: int
+    requests: int
+    retries: int
+    records_fetched: int
+    records_saved: int
+    elapsed_seconds: float
+    records_per_second: float
+    updatedAt: str | None = None
+
+
 class SyncStatus(BaseModel):
     """One sync partition in `GET /sync/status`, in Nango's shape."""
 
@@ -47,7 +60,8 @@ class SyncStatus(BaseModel):
     connection_id: str
     name: str
     variant: str
-    type: str
+    type: Literal["INITIAL", "INCREMENTAL"]  # Nango's words: INITIAL until a run succeeded after a reset
+    runKind: Literal["INITIAL", "INCREMENTAL", "FULL", "WEBHOOK"] | None  # the latest change's own kind
     status: Literal["RUNNING", "PAUSED", "STOPPED", "SUCCESS", "ERROR"]
     finishedAt: str | None
     nextScheduledSyncAt: str | None
@@ -55,15 +69,16 @@ class SyncStatus(BaseModel):
     latestResult: dict[str, ChangeCountsView]
     latestExecutionStatus: str
     recordCount: dict[str, int]
-    checkpoint: dict[str, Any] | None
+    checkpoint: dict[str, Any] | None  # the one stored now: where the next run (or a resumed one) starts
     retry: RetryView | None  # set when the last run failed: the scheduler retries it
     error: SyncErrorView | None = None
+    progress: RunProgressView | None = None  # while a run is in progress: what it did so far
 
 
 _FINISHED = {DagsterRunStatus.SUCCESS: "SUCCESS", DagsterRunStatus.FAILURE: "ERROR", DagsterRunStatus.CANCELED: "STOPPED"}
 
 
-def partition_status(instance: DagsterInstance, sync: SyncDefinition, row: PartitionRow) -> dict[str, Any]:
+def partition_status(instance: DagsterInstance, store: Store, sync: SyncDefinition, row: PartitionRow) -> dict[str, Any]:
     created = from_iso(row.created_at)
     since = created.timestamp()
     run = next(iter(instance.get_run_records(
@@ -77,13 +92,18 @@ def partition_status(instance: DagsterInstance, sync: SyncDefinition, row: Parti
     status = "PAUSED" if row.paused and execution != "RUNNING" else execution
     latest = {model: _latest_metadata(instance, sync, model, row.partition_key, since) for model in sync.model_names}
     previous = last_run(instance, asset_key(sync.integration.name, sync.model_names[0]), row.partition_key, created)
+    unfinished = store.partitions.progress(sync.integration.name, sync.name, row.partition_key)
+    if unfinished is not None and previous is not None and unfinished.generation == previous.generation:
+        unfinished = None  # the last run's own row, left by a crash after its materialization: finished
     first = latest[sync.model_names[0]]
     return {
         "id": partition_id(sync, row.partition_key),
         "connection_id": row.connection_id,
         "name": sync.name,
         "variant": row.variant,
-        "type": first.kind if first is not None else sync.sync_type.upper(),
+        # Nango's clients know two kinds; FULL and WEBHOOK are ours (runKind).
+        "type": INITIAL if previous is None or previous.kind == INITIAL else INCREMENTAL,
+        "runKind": first.kind if first is not None else next((m.kind for m in latest.values() if m), None),
         "status": status,
         "finishedAt": _iso(run.end_time) if run is not None and run.end_time else None,
         "nextScheduledSyncAt": None if row.paused else row.next_due_at,
@@ -95,11 +115,21 @@ def partition_status(instance: DagsterInstance, sync: SyncDefinition, row: Parti
         },
         "latestExecutionStatus": execution,
         "recordCount": {model: meta.total_records if meta else 0 for model, meta in latest.items()},
-        "checkpoint": previous.checkpoint if previous is not None else None,
+        # Where the next run starts: an unfinished (crashed or running) run's, else the last run's.
+        "checkpoint": unfinished.checkpoint if unfinished is not None else previous.checkpoint if previous else None,
         "retry": _retry(row),
         # Why the latest run failed (type, message with provider status, URL and cause), else null.
         "error": run_failure(instance, run.dagster_run.run_id).as_dict() if execution == "ERROR" and run else None,
+        "progress": _progress(unfinished) if execution == "RUNNING" else None,
     }
+
+
+def _progress(unfinished: RunProgress | None) -> dict[str, Any] | None:
+    """The counts the run in progress wrote so far (none before its first report)."""
+    if unfinished is None or not unfinished.progress:
+        return None
+    updated = unfinished.updated_at
+    return {**unfinished.progress, "updatedAt": updated.isoformat().replace("+00:00", "Z") if updated else None}
 
 
 def _retry(row: PartitionRow) -> dict[str, Any] | None:

@@ -104,6 +104,8 @@ class StatusQuery(Selection):
 class TriggerOpts(Lenient):
     reset: bool = False
     emptyCache: bool = False
+    # Lets this run delete more than the mass-deletion guard allows (sdk/deletions.py); ours, not Nango's.
+    allowMassDelete: bool = False
 
 
 class TriggerBody(Selection):
@@ -113,7 +115,8 @@ class TriggerBody(Selection):
 
     @property
     def mode(self) -> str:
-        if self.opts.emptyCache or self.sync_mode == MODE_CLEAR_CACHE:
+        # Nango ignores emptyCache without reset: a client sending it alone keeps its cache.
+        if (self.opts.reset and self.opts.emptyCache) or self.sync_mode == MODE_CLEAR_CACHE:
             return MODE_CLEAR_CACHE
         if self.opts.reset or self.full_resync or self.sync_mode == MODE_FULL_REFRESH:
             return MODE_FULL_REFRESH
@@ -191,7 +194,9 @@ def trigger(call: Call) -> dict[str, Any]:
     body: TriggerBody = call.parse_body(with_headers(call, call.json()))
     now = utcnow()
     for sync, row in select_partitions(call.services, body):
-        call.services.store.partitions.trigger(row.integration, sync.name, row.partition_key, body.mode, now)
+        call.services.store.partitions.trigger(
+            row.integration, sync.name, row.partition_key, body.mode, now, allow_mass_delete=body.opts.allowMassDelete
+        )
     return {"success": True}
 
 
@@ -220,7 +225,7 @@ def status(call: Call) -> dict[str, Any]:
     """The status of the selected sync partitions."""
     query: StatusQuery = call.parse_query(with_headers(call, dict(call.query)))
     targets = select_partitions(call.services, query)
-    return {"syncs": [partition_status(call.services.instance, sync, row) for sync, row in targets]}
+    return {"syncs": [partition_status(call.services.instance, call.services.store, sync, row) for sync, row in targets]}
 
 
 @endpoint(body=FrequencyBody, response=EffectiveFrequency)

@@ -294,17 +294,20 @@ MODES = ("incremental", "full_refresh", "full_refresh_and_clear_cache")
 @click.argument("syncs", nargs=-1, metavar="[SYNC[::VARIANT]]...")
 @click.option("--mode", type=click.Choice(MODES), default="incremental", show_default=True,
               help="full_refresh forgets the checkpoint; full_refresh_and_clear_cache also replaces the records.")
+@click.option("--allow-mass-delete", is_flag=True,
+              help="Let this run delete more of the records than the mass-deletion guard allows (50% by default).")
 @click.option("--wait", is_flag=True, help="Wait for the runs to finish, showing their progress.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds --wait waits at most.")
 @JSON_OPTION
 @click.pass_context
-def trigger(ctx, integration, connection_id, syncs, mode, wait, timeout, as_json):
+def trigger(ctx, integration, connection_id, syncs, mode, allow_mass_delete, wait, timeout, as_json):
     """Run syncs of a connection now (all of them when no SYNC is named)."""
     api = api_of(ctx)
     selector = ",".join(syncs) or "*"
     before = {s["id"]: s.get("finishedAt") for s in _status(api, integration, connection_id, selector)}
     api.post("/sync/trigger", json={"provider_config_key": integration, "connection_id": connection_id,
-                                   "syncs": list(syncs), "sync_mode": mode})  # fmt: skip
+                                   "syncs": list(syncs), "sync_mode": mode,
+                                   **({"opts": {"allowMassDelete": True}} if allow_mass_delete else {})})  # fmt: skip
     if not wait:
         emit({"success": True, "triggered": sorted(before)}, as_json, f"triggered {len(before)} sync(s): {', '.join(sorted(before))}")
         return

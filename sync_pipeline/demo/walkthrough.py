@@ -189,7 +189,7 @@ def wait_for_runs(api: Api, before: dict[str, Any]) -> None:
                 reported.add(sync["id"])
                 records = ", ".join(f"{count} {model}" for model, count in sync["recordCount"].items())
                 result = " ".join(f"+{c['added']} ~{c['updated']} -{c['deleted']}" for c in sync["latestResult"].values())
-                line = f"  {sync['status']:<7} {sync['id']:<42} {sync['type']:<11} {result:<14} now {records}"
+                line = f"  {sync['status']:<7} {sync['id']:<42} {sync.get('runKind') or sync['type']:<11} {result:<14} now {records}"
                 if sync.get("error"):
                     line += f"  error: {sync['error']['type']}: {sync['error']['message']}"
                 say(line)

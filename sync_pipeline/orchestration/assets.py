@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from sync_pipeline.keys import InvalidPartitionKey, make_partition_key, parse_partition_key
 from sync_pipeline.orchestration.automation import records_version
-from sync_pipeline.orchestration.checks import check_results, check_specs
+from sync_pipeline.orchestration.checks import blocked_results, check_results, check_specs
 from sync_pipeline.orchestration.credentials import CredentialKeeper
 from sync_pipeline.orchestration.failures import ERROR_TYPE_KEY
 from sync_pipeline.orchestration.records_input import IO_MANAGER_KEY
@@ -34,10 +34,11 @@ from sync_pipeline.orchestration.run_errors import recording_run_errors
 from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
 from sync_pipeline.orchestration.state import read_partition_state
 from sync_pipeline.sdk.declaration import SyncDefinition
+from sync_pipeline.sdk.deletions import MassDeletionBlocked
 from sync_pipeline.sdk.errors import describe_error
 from sync_pipeline.sdk.runner import RunMode, run_sync
 from sync_pipeline.store import CredentialsError, EncryptionKeyError, StreamKey, from_iso, utcnow
-from sync_pipeline.vocabulary import CONNECTION_TAG, MODE_INCREMENTAL, MODE_TAG, PARTITION_TAG
+from sync_pipeline.vocabulary import ALLOW_MASS_DELETE_TAG, CONNECTION_TAG, MODE_INCREMENTAL, MODE_TAG, PARTITION_TAG
 
 RESOURCE_KEY = "sync_pipeline"
 
@@ -47,12 +48,16 @@ def partition_id(sync: SyncDefinition, partition_key: str) -> str:
     return f"{sync.qualified_name}/{partition_key}"
 
 
-def run_tags(sync: SyncDefinition, connection_id: str, variant: str, mode: str = MODE_INCREMENTAL) -> dict[str, str]:
-    """Tags of a sync run: its mode, and the keys `dagster.yaml` limits concurrency by."""
+def run_tags(
+    sync: SyncDefinition, connection_id: str, variant: str, mode: str = MODE_INCREMENTAL, *, allow_mass_delete: bool = False
+) -> dict[str, str]:
+    """Tags of a sync run: its mode (and whether it may delete en masse), and the keys `dagster.yaml` limits
+    concurrency by."""
     return {
         MODE_TAG: mode,
         PARTITION_TAG: partition_id(sync, make_partition_key(connection_id, variant)),
         CONNECTION_TAG: f"{sync.integration.name}/{connection_id}",
+        **({ALLOW_MASS_DELETE_TAG: "true"} if allow_mass_delete else {}),
     }
 
 
@@ -134,11 +139,18 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
     first_key = asset_key(integration, sync.model_names[0])
     state = read_partition_state(context.instance, first_key, partition, from_iso(row.created_at), progress)
     mode_name = context.run.tags.get(MODE_TAG, MODE_INCREMENTAL)
+    mode = RunMode.from_name(mode_name, allow_mass_delete=context.run.tags.get(ALLOW_MASS_DELETE_TAG) == "true")
 
     def on_checkpoint(checkpoint, generation, started_at) -> None:
         store.partitions.save_progress(
             integration, sync.name, partition, generation=generation, started_at=started_at, checkpoint=checkpoint
         )
+
+    def on_progress(progress, checkpoint, generation, started_at) -> None:
+        store.partitions.save_progress(
+            integration, sync.name, partition, generation=generation, started_at=started_at, checkpoint=checkpoint,
+            progress=progress,
+        )  # fmt: skip
 
     try:
         with recording_run_errors(store, integration, connection_id, partition_id(sync, partition), context.run_id):
@@ -148,11 +160,15 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
                 variant,
                 store.records,
                 state,
-                mode=RunMode.from_name(mode_name),
+                mode=mode,
                 on_checkpoint=on_checkpoint,
+                on_progress=on_progress,
                 log=context.log,
                 tokens=CredentialKeeper(store, sync.integration, connection),
             )
+    except MassDeletionBlocked as error:  # the UI shows the guard's check failing on the models it stopped
+        yield from blocked_results(error, integration)
+        raise Failure(description=describe_error(error), metadata={ERROR_TYPE_KEY: type(error).__name__}) from error
     except Exception as error:  # noqa: BLE001 - every failure reaches people as its type and message
         raise Failure(description=describe_error(error), metadata={ERROR_TYPE_KEY: type(error).__name__}) from error
     for model in sync.model_names:

@@ -99,7 +99,8 @@ def run_request(sync: SyncDefinition, row: PartitionRow) -> RunRequest:
         job_name=sync.qualified_name,
         partition_key=row.partition_key,
         run_key=f"{partition_id(sync, row.partition_key)}/{mode}@{moment}",
-        tags=run_tags(sync, row.connection_id, row.variant, mode),
+        # A trigger's allowMassDelete is for its run only: a retry of a failed run is guarded again.
+        tags=run_tags(sync, row.connection_id, row.variant, mode, allow_mass_delete=bool(row.trigger_mode and row.trigger_allow_mass_delete)),
     )
 
 

@@ -2,6 +2,7 @@
 
 from sync_pipeline.sdk.context import SyncContext
 from sync_pipeline.sdk.declaration import Integration, Registry, SyncDefinition
+from sync_pipeline.sdk.deletions import MassDeletionBlocked
 from sync_pipeline.sdk.errors import ProviderError, SyncError
 from sync_pipeline.sdk.frequency import InvalidFrequency, describe_frequency, parse_frequency
 from sync_pipeline.sdk.http import RetryPolicy, json_envelope_error
@@ -35,6 +36,7 @@ __all__ = [
     "Integration",
     "InvalidFrequency",
     "LinkPagination",
+    "MassDeletionBlocked",
     "NextUrlPagination",
     "OAuthRefresh",
     "OffsetPagination",

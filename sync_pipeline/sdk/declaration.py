@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import BaseModel
 
+from sync_pipeline.sdk.deletions import DEFAULT_MAX_DELETED_SHARE
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.frequency import parse_frequency
 from sync_pipeline.sdk.http import DEFAULT_REQUEST_DEADLINE
@@ -50,6 +51,7 @@ class SyncDefinition:
         return bool(self.base_variant(metadata)) if callable(self.base_variant) else bool(self.base_variant)
     webhook_subscriptions: tuple[str, ...] = ()
     max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE
+    max_deleted_share: float = DEFAULT_MAX_DELETED_SHARE
 
     @property
     def frequency_seconds(self) -> int:
@@ -135,15 +137,19 @@ class Integration:
         base_variant: bool | Callable[[Mapping[str, Any]], bool] = True,
         webhook_subscriptions: Iterable[str] = (),
         max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE,
+        max_deleted_share: float = DEFAULT_MAX_DELETED_SHARE,
     ) -> Callable[[Callable[["SyncContext"], None]], SyncDefinition]:
         """Declare a sync: the decorated function receives a `SyncContext` and saves batches of records.
 
         `webhook_subscriptions` names the provider's webhook events the integration's handler applies to it.
-        A run fails when more than `max_invalid_share` (0 to 1) of one model's records fail validation.
+        A run fails when more than `max_invalid_share` (0 to 1) of one model's records fail validation, and
+        deletes nothing and fails when it would delete more than `max_deleted_share` of a model's records
+        (a connection's metadata `max_deleted_share` overrides it; see sdk/deletions.py).
         """
         models = tuple(models)
-        if not 0 <= max_invalid_share <= 1:
-            raise SyncError(f"max_invalid_share is a share between 0 and 1, not {max_invalid_share!r}")
+        for limit_name, share in (("max_invalid_share", max_invalid_share), ("max_deleted_share", max_deleted_share)):
+            if not 0 <= share <= 1:
+                raise SyncError(f"{limit_name} is a share between 0 and 1, not {share!r}")
         if sync_type not in SYNC_TYPES:
             raise SyncError(f"sync_type must be 'full' or 'incremental', not {sync_type!r}")
         if track_deletes and sync_type != "full":
@@ -184,6 +190,7 @@ class Integration:
                 base_variant=base_variant,
                 webhook_subscriptions=tuple(webhook_subscriptions),
                 max_invalid_share=float(max_invalid_share),
+                max_deleted_share=float(max_deleted_share),
             )
             self.syncs[sync_name] = definition
             return definition

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,8 @@ import httpx
 
 from sync_pipeline.sdk.context import Checkpoint, SyncContext
 from sync_pipeline.sdk.declaration import SyncDefinition
-from sync_pipeline.sdk.progress import Progress, ProgressSink
+from sync_pipeline.sdk.deletions import DEFAULT_MAX_DELETED_SHARE, DeletionSweeper, deletion_limit
+from sync_pipeline.sdk.progress import Progress
 from sync_pipeline.sdk.oauth import TokenSource
 from sync_pipeline.store import ChangeCounts, Connection, RecordsCache, StreamKey, utcnow
 from sync_pipeline.vocabulary import FULL, INCREMENTAL, INITIAL, MODE_CLEAR_CACHE, MODE_FULL_REFRESH
@@ -39,17 +40,20 @@ class PartitionState:
 
 @dataclass(frozen=True)
 class RunMode:
-    """How a run was asked for: `reset` forgets state (INITIAL run), `clear_cache` also empties records."""
+    """How a run was asked for: `reset` forgets state (INITIAL run), `clear_cache` also empties records,
+    `allow_mass_delete` lets it delete more than the mass-deletion guard allows."""
 
     reset: bool = False
     clear_cache: bool = False
+    allow_mass_delete: bool = False
 
     @classmethod
-    def from_name(cls, name: str | None) -> "RunMode":
-        return {
+    def from_name(cls, name: str | None, *, allow_mass_delete: bool = False) -> "RunMode":
+        mode = {
             MODE_FULL_REFRESH: cls(reset=True),
             MODE_CLEAR_CACHE: cls(reset=True, clear_cache=True),
         }.get(name or "", cls())
+        return replace(mode, allow_mass_delete=allow_mass_delete)
 
 
 @dataclass
@@ -64,9 +68,13 @@ class RunOutcome:
     low_watermarks: dict[str, int]
     totals: dict[str, int] = field(default_factory=dict)
     progress: dict[str, Any] = field(default_factory=dict)  # pages, requests, retries, records fetched and saved
+    max_deleted_share: float = DEFAULT_MAX_DELETED_SHARE  # the mass-deletion guard's limit for this run
+    mass_delete_allowed: bool = False  # the run's trigger let it through the guard
 
 
 CheckpointSink = Callable[[Checkpoint | None, str, datetime], None]
+# Progress so far (a `Progress.snapshot()`), with the run's checkpoint, generation and start: written beside it.
+ProgressRecorder = Callable[[dict[str, Any], Checkpoint | None, str, datetime], None]
 
 
 def run_sync(
@@ -80,7 +88,7 @@ def run_sync(
     on_checkpoint: CheckpointSink = lambda checkpoint, generation, started_at: None,
     log: Any = None,
     transport: httpx.BaseTransport | None = None,
-    on_progress: ProgressSink | None = None,
+    on_progress: ProgressRecorder | None = None,
     tokens: TokenSource | None = None,
 ) -> RunOutcome:
     """Run `sync` for one connection and variant; raises whatever the sync raises, deleting nothing then."""
@@ -90,12 +98,17 @@ def run_sync(
     started_at = resume.started_at if resume else utcnow()
     generation = resume.generation if resume else uuid.uuid4().hex
     checkpoint_from = resume.checkpoint if resume else state.checkpoint
+    limit, limit_source = deletion_limit(sync.max_deleted_share, connection.metadata)  # bad metadata fails first
     streams = {model: StreamKey(sync.integration.name, connection.connection_id, model, variant) for model in sync.model_names}
     if mode.clear_cache:
         for key in streams.values():
             cache.clear(key)
     # Counted in the database per generation: a resumed run's webhook covers its earlier attempts too.
     low_watermarks = {model: cache.begin_tally(key, generation) for model, key in streams.items()}
+
+    def record_progress(snapshot: dict[str, Any]) -> None:
+        if on_progress is not None:  # the checkpoint goes too: the row is what a crashed run resumes from
+            on_progress(snapshot, ctx.get_checkpoint(), generation, started_at)
 
     with SyncContext(
         sync=sync,
@@ -108,7 +121,7 @@ def run_sync(
         generation=generation if sync.track_deletes else None,
         log=log,
         transport=transport,
-        progress=Progress(sync.name, log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}"), sink=on_progress),
+        progress=Progress(sync.name, log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}"), sink=record_progress),
         tokens=tokens,
         tally=generation,
     ) as ctx:
@@ -122,8 +135,8 @@ def run_sync(
     # Before deleting unseen records: a run that mostly failed validation has not seen what it should have.
     ctx.ledger.check_invalid_share(sync.max_invalid_share)
     if sync.track_deletes:
-        for model, key in streams.items():
-            deleted = cache.delete_unseen(key, generation, started_at, utcnow(), tally=True)
+        sweeper = DeletionSweeper(cache, generation, started_at, limit, limit_source, allowed=mode.allow_mass_delete)
+        for model, deleted in sweeper.sweep(streams).items():
             ctx.ledger.add(model, ChangeCounts(deleted=deleted))
 
     return RunOutcome(
@@ -137,4 +150,6 @@ def run_sync(
         low_watermarks=low_watermarks,
         totals={model: cache.count_live(key) for model, key in streams.items()},
         progress=ctx.progress.snapshot(),
+        max_deleted_share=limit,
+        mass_delete_allowed=mode.allow_mass_delete,
     )

@@ -21,8 +21,16 @@ _UPSERT = (
     "INSERT INTO sp_records (stream_id, record_id, seq, payload, hash, first_seen_at, last_modified_at, last_action) "
     "VALUES {values} ON CONFLICT (stream_id, record_id) DO UPDATE SET seq = excluded.seq, "
     "payload = excluded.payload, hash = excluded.hash, last_modified_at = excluded.last_modified_at, "
-    "last_action = excluded.last_action, deleted_at = NULL, pruned_at = NULL"
+    "last_action = excluded.last_action, deleted_at = NULL, pruned_at = NULL, "
+    # A record deleted and seen again is a new record to the app (ADDED), first seen now, as in Nango.
+    "first_seen_at = CASE WHEN sp_records.deleted_at IS NULL THEN sp_records.first_seen_at "
+    "ELSE excluded.first_seen_at END"
 )
+_RESTORE = "UPDATE sp_records SET payload = {mark}, pruned_at = NULL WHERE stream_id = {mark} AND record_id = {mark}"
+
+# What saving a record does to the stream (see `changed`): a new or deleted record is ADDED, one stored with
+# another hash is UPDATED, and a pruned one saved unchanged gets its payload back without being a change.
+CHANGE_ADDED, CHANGE_UPDATED, CHANGE_RESTORED = 2, 1, 0
 
 RecordRow = tuple[int, str, int, str, str, str, str, str]
 
@@ -48,35 +56,48 @@ def release_stream(conn: Connection, sid: int, seq: int, live_delta: int) -> Non
         )
 
 
-def changed(conn: Connection, sid: int, batch: Sequence[tuple[str, str]]) -> dict[str, bool]:
+def changed(conn: Connection, sid: int, batch: Sequence[tuple[str, str]]) -> dict[str, int]:
     """Of `(id, hash)` pairs, those that would change the stream, compared in the database: each id maps
-    to True when it is new or deleted (it will be ADDED), False when stored with another hash (UPDATED).
-    Identical records are not returned at all, so an unchanged page costs no per-record Python work."""
+    to CHANGE_ADDED when it is new or deleted, CHANGE_UPDATED when stored with another hash, CHANGE_RESTORED
+    when stored pruned with this hash. Identical records are not returned at all, so an unchanged page costs
+    no per-record Python work."""
     if not batch:
         return {}
+    kind = (
+        f"CASE WHEN r.record_id IS NULL OR r.deleted_at IS NOT NULL THEN {CHANGE_ADDED} "
+        f"WHEN r.hash <> {{value}} THEN {CHANGE_UPDATED} ELSE {CHANGE_RESTORED} END"
+    )
+    differs = "r.record_id IS NULL OR r.hash <> {value} OR r.deleted_at IS NOT NULL OR r.pruned_at IS NOT NULL"
     if _is_postgres(conn):
         # One JSON object parameter, not two text[] arrays: psycopg2 quotes every element of an array into
         # the statement's text, which took longer than the lookups themselves.
         statement = (
-            "SELECT v.key, r.record_id IS NULL OR r.deleted_at IS NOT NULL "
-            "FROM json_each_text(%s::json) AS v "
+            f"SELECT v.key, {kind.format(value='v.value')} FROM json_each_text(%s::json) AS v "
             "LEFT JOIN sp_records AS r ON r.stream_id = %s AND r.record_id = v.key "
-            "WHERE r.record_id IS NULL OR r.hash <> v.value OR r.deleted_at IS NOT NULL"
+            f"WHERE {differs.format(value='v.value')}"
         )
         return dict(conn.exec_driver_sql(statement, (json.dumps(dict(batch), separators=(",", ":")), sid)).all())
-    found: dict[str, bool] = {}
+    found: dict[str, int] = {}
     with _cursor(conn) as cursor:
         for start in range(0, len(batch), SQLITE_MAX_VARIABLES // 2):
             chunk = batch[start : start + SQLITE_MAX_VARIABLES // 2]
             cursor.execute(
-                "SELECT v.column1, r.record_id IS NULL OR r.deleted_at IS NOT NULL "
+                f"SELECT v.column1, {kind.format(value='v.column2')} "
                 f"FROM (VALUES {','.join(['(?,?)'] * len(chunk))}) AS v "
                 "LEFT JOIN sp_records AS r ON r.stream_id = ? AND r.record_id = v.column1 "
-                "WHERE r.record_id IS NULL OR r.hash <> v.column2 OR r.deleted_at IS NOT NULL",
+                f"WHERE {differs.format(value='v.column2')}",
                 (*[value for pair in chunk for value in pair], sid),
             )
-            found.update((record_id, bool(added)) for record_id, added in cursor.fetchall())
+            found.update(cursor.fetchall())
     return found
+
+
+def restore_payloads(conn: Connection, sid: int, records: Sequence[tuple[str, str]]) -> None:
+    """Give pruned records, saved again unchanged, their `(id, payload)` back (no new cursor: not a change)."""
+    if records:
+        mark = _mark(conn)
+        with _cursor(conn) as cursor:
+            cursor.executemany(_RESTORE.format(mark=mark), [(payload, sid, rid) for rid, payload in records])
 
 
 STORED_COLUMNS = "record_id, seq, payload, first_seen_at, last_modified_at, last_action, deleted_at, pruned_at"
@@ -179,20 +200,35 @@ def seen_by(conn: Connection, sid: int, generation: str) -> Iterator[None]:
 def unseen(conn: Connection, sid: int, after: str, started: str, limit: int) -> list[str]:
     """Up to `limit` ids after `after`, in id order, of live records written before `started` and not in
     `sp_run_seen` (see `seen_by`)."""
+    mark, condition = _unseen_condition(conn)
+    with _cursor(conn) as cursor:
+        cursor.execute(
+            f"SELECT r.record_id FROM sp_records AS r WHERE {condition} AND r.record_id > {mark} "
+            f"ORDER BY r.record_id LIMIT {int(limit)}",
+            (sid, started, after),
+        )
+        return [record_id for (record_id,) in cursor.fetchall()]
+
+
+def count_unseen(conn: Connection, sid: int, started: str) -> int:
+    """How many records `unseen` would return in all: what a deletion sweep would delete."""
+    _, condition = _unseen_condition(conn)
+    with _cursor(conn) as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM sp_records AS r WHERE {condition}", (sid, started))
+        return cursor.fetchone()[0]
+
+
+def _unseen_condition(conn: Connection) -> tuple[str, str]:
+    """The parameter marker, and the condition (parameters: stream id, run start) of a record a run did not see."""
     if _is_postgres(conn):
         mark, not_seen = "%s", "NOT EXISTS (SELECT 1 FROM sp_run_seen AS s WHERE s.record_id = r.record_id)"
     else:
         # NOT IN lets SQLite test the id on the index before it reads the row: 0.67 -> 0.39 s a million.
         # (On PostgreSQL a NOT IN over more ids than work_mem holds is re-scanned for every row.)
         mark, not_seen = "?", "r.record_id NOT IN (SELECT record_id FROM sp_run_seen)"
-    with _cursor(conn) as cursor:
-        cursor.execute(
-            f"SELECT r.record_id FROM sp_records AS r WHERE r.stream_id = {mark} AND r.record_id > {mark} "
-            f"AND {not_seen} AND r.deleted_at IS NULL AND r.last_modified_at < {mark} "
-            f"ORDER BY r.record_id LIMIT {int(limit)}",
-            (sid, after, started),
-        )
-        return [record_id for (record_id,) in cursor.fetchall()]
+    return mark, (
+        f"r.stream_id = {mark} AND r.deleted_at IS NULL AND r.last_modified_at < {mark} AND {not_seen}"
+    )
 
 
 def forget_seen(conn: Connection, sid: int, keep_generation: str | None = None) -> None:

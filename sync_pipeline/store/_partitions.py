@@ -36,15 +36,19 @@ class PartitionRow:
     failed_at: str | None = None
     retry_at: str | None = None
     retry_mode: str | None = None
+    trigger_allow_mass_delete: bool = False  # the pending trigger lets its run through the mass-deletion guard
 
 
 @dataclass(frozen=True)
 class RunProgress:
-    """A partition's unfinished run: the generation and start time it keeps across attempts, and its checkpoint."""
+    """A partition's unfinished run: the generation and start time it keeps across attempts, its checkpoint,
+    and what it did so far (pages, requests, records fetched and saved: see `sdk.progress`)."""
 
     generation: str
     started_at: datetime
     checkpoint: dict[str, Any] | None
+    progress: dict[str, Any] | None = None
+    updated_at: datetime | None = None
 
 
 class PartitionStore:
@@ -150,14 +154,18 @@ class PartitionStore:
         generation: str,
         started_at: datetime,
         checkpoint: dict[str, Any] | None,
+        progress: dict[str, Any] | None = None,
     ) -> None:
-        """Record the checkpoint of the partition's run in progress (one row per partition, replaced)."""
+        """Record the checkpoint of the partition's run in progress (one row per partition, replaced), and
+        with `progress` its counts so far (without, the counts already stored stay)."""
         values = {
             "generation": generation,
             "started_at": to_iso(started_at),
             "checkpoint": json.dumps(checkpoint) if checkpoint is not None else None,
             "updated_at": to_iso(utcnow()),
         }
+        if progress is not None:
+            values["progress"] = json.dumps(progress)
         with self.engine.begin() as conn:
             statement = dialect_insert(conn, run_progress).values(
                 integration=integration, sync_name=sync_name, partition_key=key, **values
@@ -176,7 +184,8 @@ class PartitionStore:
         if row is None:
             return None
         checkpoint = json.loads(row.checkpoint) if row.checkpoint is not None else None
-        return RunProgress(row.generation, from_iso(row.started_at), checkpoint)
+        progress = json.loads(row.progress) if row.progress is not None else None
+        return RunProgress(row.generation, from_iso(row.started_at), checkpoint, progress, from_iso(row.updated_at))
 
     def clear_progress(self, integration: str, sync_name: str, key: str, generation: str) -> None:
         """The run of `generation` finished: forget its progress (a newer run's progress stays)."""
@@ -205,18 +214,26 @@ class PartitionStore:
                 values["next_due_at"] = soonest
             conn.execute(update(partitions).where(_identity(integration, sync_name, key)).values(**values))
 
-    def trigger(self, integration: str, sync_name: str, key: str, mode: str, now: datetime) -> None:
-        """Ask for a run at the next scheduler tick; a stronger pending mode (a reset) is kept."""
+    def trigger(
+        self, integration: str, sync_name: str, key: str, mode: str, now: datetime, *, allow_mass_delete: bool = False
+    ) -> None:
+        """Ask for a run at the next scheduler tick; a stronger pending mode (a reset) is kept, and so is a
+        pending trigger's permission to delete en masse (`allow_mass_delete`, for that one run)."""
         with self.engine.begin() as conn:
-            row = conn.execute(select(partitions.c.trigger_mode).where(_identity(integration, sync_name, key))).first()
+            row = conn.execute(
+                select(partitions.c.trigger_mode, partitions.c.trigger_allow_mass_delete).where(
+                    _identity(integration, sync_name, key)
+                )
+            ).first()
             if row is None:
                 return
             if TRIGGER_STRENGTH.get(row.trigger_mode, -1) > TRIGGER_STRENGTH[mode]:
                 mode = row.trigger_mode
+            allow = allow_mass_delete or (row.trigger_mode is not None and row.trigger_allow_mass_delete)
             conn.execute(
                 update(partitions)
                 .where(_identity(integration, sync_name, key))
-                .values(trigger_mode=mode, triggered_at=to_iso(now))
+                .values(trigger_mode=mode, triggered_at=to_iso(now), trigger_allow_mass_delete=allow)
             )
 
     def due(self, now: datetime, integration: str | None = None, sync_name: str | None = None) -> list[PartitionRow]:
@@ -249,7 +266,7 @@ class PartitionStore:
                 conn.execute(
                     update(partitions)
                     .where(identity, partitions.c.triggered_at == row.triggered_at)
-                    .values(trigger_mode=None, triggered_at=None)
+                    .values(trigger_mode=None, triggered_at=None, trigger_allow_mass_delete=False)
                 )
 
     def record_failure(

@@ -9,12 +9,12 @@ sees change N+1 before change N.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, update
 
 from sync_pipeline.store import _bulk as bulk
 from sync_pipeline.store import _tallies as tallies
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 ADDED, UPDATED, DELETED = "ADDED", "UPDATED", "DELETED"
 ACTIONS = (ADDED, UPDATED, DELETED)
+SHADOW_PREFIX = "#"  # a shadow stream's variant: `#<run generation>`, which no variant name can be
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,9 @@ class ChangeQuery:
     ids: Sequence[str] = field(default_factory=tuple)
 
 
+live = records.alias("live")
+
+
 class RecordsCache:
     """Reads and writes records through one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
@@ -98,14 +102,8 @@ class RecordsCache:
     def stream_id(self, key: StreamKey, *, create: bool = True) -> int | None:
         if key in self._stream_ids:
             return self._stream_ids[key]
-        condition = and_(
-            streams.c.integration == key.integration,
-            streams.c.connection_id == key.connection_id,
-            streams.c.model == key.model,
-            streams.c.variant == key.variant,
-        )
         with self.engine.begin() as conn:
-            found = conn.execute(select(streams.c.id).where(condition)).scalar()
+            found = conn.execute(select(streams.c.id).where(_identity(key))).scalar()
             if found is None and create:
                 found = conn.execute(
                     insert(streams).values(**key.__dict__, last_seq=0, live_count=0).returning(streams.c.id)
@@ -147,21 +145,26 @@ class RecordsCache:
         with self.engine.begin() as conn:
             seq = bulk.lock_stream(conn, sid)
             changes = bulk.changed(conn, sid, [(record.id, record.hash) for record in batch])
-            written = [record for record in batch if record.id in changes]
+            written = [record for record in batch if changes.get(record.id, bulk.CHANGE_RESTORED) != bulk.CHANGE_RESTORED]
             rows: list[bulk.RecordRow] = [
-                (sid, r.id, seq + n, r.payload, r.hash, stamp, stamp, ADDED if changes[r.id] else UPDATED)
+                (sid, r.id, seq + n, r.payload, r.hash, stamp, stamp, ADDED if changes[r.id] == bulk.CHANGE_ADDED else UPDATED)
                 for n, r in enumerate(written, start=1)
             ]
-            added = sum(changes.values())
+            added = sum(1 for kind in changes.values() if kind == bulk.CHANGE_ADDED)
+            updated = len(rows) - added
             if rows:
                 bulk.upsert_records(conn, rows)
                 bulk.release_stream(conn, sid, seq + len(rows), live_delta=added)
+            bulk.restore_payloads(
+                conn, sid, [(r.id, r.payload) for r in batch if changes.get(r.id, -1) == bulk.CHANGE_RESTORED]
+            )
             if generation is not None:
-                bulk.mark_seen(conn, sid, generation, [record.id for record in batch if record.id not in changes])
+                written_ids = {record.id for record in written}
+                bulk.mark_seen(conn, sid, generation, [record.id for record in batch if record.id not in written_ids])
             if tally is not None:
-                tallies.add(conn, sid, tally, added=added, updated=len(changes) - added)
+                tallies.add(conn, sid, tally, added=added, updated=updated)
         self._statistics.wrote(len(rows))
-        return ChangeCounts(added=added, updated=len(changes) - added)
+        return ChangeCounts(added=added, updated=updated)
 
     def merge(
         self,
@@ -186,7 +189,7 @@ class RecordsCache:
                 )
             ).all()
         current = {record_id: json.loads(payload) for record_id, payload in rows}
-        merged = [{**current[str(p["id"])], **p} for p in partials if str(p["id"]) in current]
+        merged = [deep_merge(current[str(p["id"])], p) for p in partials if str(p["id"]) in current]
         return self.save(key, prepare(merged), now, tally=tally) if merged else ChangeCounts()
 
     def delete(self, key: StreamKey, ids: Iterable[str], now: datetime, *, tally: str | None = None) -> int:
@@ -237,6 +240,14 @@ class RecordsCache:
                 bulk.forget_seen(conn, sid, keep_generation=generation)
         return deleted
 
+    def count_unseen(self, key: StreamKey, generation: str, started_at: datetime) -> int:
+        """How many records `delete_unseen` would delete now (the mass-deletion guard asks first)."""
+        sid = self.stream_id(key)
+        with self.engine.connect() as conn:
+            with bulk.seen_by(conn, sid, generation):
+                with conn.begin():
+                    return bulk.count_unseen(conn, sid, to_iso(started_at))
+
     def begin_tally(self, key: StreamKey, generation: str) -> int:
         """Count the changes of run `generation` (kept if already counting it: a resumed attempt); returns
         the stream's last sequence number when the generation's first attempt began."""
@@ -250,6 +261,71 @@ class RecordsCache:
         with self.engine.connect() as conn:
             counted = tallies.read(conn, sid, generation)
         return ChangeCounts(*counted) if counted else ChangeCounts()
+
+    # -- shadows: what a cache-clearing run writes until it succeeds ----------------------------------
+
+    def shadow(self, key: StreamKey, generation: str) -> StreamKey:
+        """The stream a cache-clearing run `generation` writes instead of `key`: empty at first, invisible to
+        readers (its variant `#<generation>` is no variant's name), and moved into `key` by `replace_with_shadows`
+        when the run succeeds. Shadows of `key` left by earlier runs that failed are dropped."""
+        sid = self.stream_id(key)
+        shadow_key = StreamKey(key.integration, key.connection_id, key.model, SHADOW_PREFIX + generation)
+        with self.engine.begin() as conn:
+            bulk.lock_stream(conn, sid)
+            stale = conn.execute(
+                select(streams.c.id).where(streams.c.shadow_of == sid, streams.c.variant != shadow_key.variant)
+            ).scalars().all()
+            _drop_stream_rows(conn, stale)
+            if conn.execute(select(streams.c.id).where(_identity(shadow_key))).first() is None:
+                conn.execute(insert(streams).values(**shadow_key.__dict__, last_seq=0, live_count=0, shadow_of=sid))
+        self._stream_ids = {k: v for k, v in self._stream_ids.items() if v not in stale}
+        return shadow_key
+
+    def has_shadow(self, key: StreamKey, generation: str) -> bool:
+        """Whether run `generation` was a cache-clearing run writing a shadow of `key` (not yet swapped in)."""
+        shadow_key = StreamKey(key.integration, key.connection_id, key.model, SHADOW_PREFIX + generation)
+        return self.stream_id(shadow_key, create=False) is not None
+
+    def count_replaced_away(self, key: StreamKey, shadow_key: StreamKey) -> int:
+        """Live records of `key` that its shadow does not have: what replacing it would remove."""
+        sid, shadow_sid = self.stream_id(key), self.stream_id(shadow_key, create=False)
+        kept = select(records.c.record_id).where(
+            records.c.stream_id == shadow_sid, records.c.deleted_at.is_(None), records.c.record_id == live.c.record_id
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).select_from(live).where(live.c.stream_id == sid, live.c.deleted_at.is_(None), ~kept.exists())
+            ).scalar_one()
+
+    def replace_with_shadows(self, shadows: Mapping[StreamKey, StreamKey], generation: str) -> dict[StreamKey, int]:
+        """In one transaction, each stream becomes what its shadow holds: the shadow's live records move in, each
+        ADDED with a new cursor after the stream's last one (an app reading changes gets every record again, as
+        Nango's emptyCache gives it); the stream's other records are gone; its run tally of `generation` counts
+        them all as added. Returns how many records each stream now has."""
+        moved: dict[StreamKey, int] = {}
+        with self.engine.begin() as conn:
+            for key, shadow_key in shadows.items():
+                sid, shadow_sid = self.stream_id(key), self.stream_id(shadow_key, create=False)
+                seq = bulk.lock_stream(conn, sid)
+                shadow_seq = bulk.lock_stream(conn, shadow_sid)
+                conn.execute(delete(records).where(records.c.stream_id == sid))
+                conn.execute(delete(records).where(records.c.stream_id == shadow_sid, records.c.deleted_at.is_not(None)))
+                count = conn.execute(
+                    update(records)
+                    .where(records.c.stream_id == shadow_sid)
+                    .values(stream_id=sid, seq=records.c.seq + seq, last_action=ADDED)
+                ).rowcount
+                conn.execute(update(streams).where(streams.c.id == sid).values(last_seq=seq + shadow_seq, live_count=count))
+                bulk.forget_seen(conn, sid)
+                conn.execute(
+                    update(run_tallies)
+                    .where(run_tallies.c.stream_id == sid, run_tallies.c.generation == generation)
+                    .values(added=count, updated=0, deleted=0)
+                )
+                _drop_stream_rows(conn, [shadow_sid])
+                moved[key] = count
+        self._stream_ids = {k: v for k, v in self._stream_ids.items() if k not in shadows.values()}
+        return moved
 
     def clear(self, key: StreamKey) -> None:
         """Forget every record of a stream (and its sequence): used when a partition is emptied or deleted."""
@@ -270,11 +346,10 @@ class RecordsCache:
         removed = 0
         with self.engine.begin() as conn:
             ids = conn.execute(select(streams.c.id).where(condition)).scalars().all()
+            if ids and variant is not None:  # the shadows of a variant's streams carry no variant of theirs
+                ids += conn.execute(select(streams.c.id).where(streams.c.shadow_of.in_(ids))).scalars().all()
             if ids:
-                removed = conn.execute(delete(records).where(records.c.stream_id.in_(ids))).rowcount
-                conn.execute(delete(seen_batches).where(seen_batches.c.stream_id.in_(ids)))
-                conn.execute(delete(run_tallies).where(run_tallies.c.stream_id.in_(ids)))
-                conn.execute(delete(streams).where(streams.c.id.in_(ids)))
+                removed = _drop_stream_rows(conn, ids)
         self._stream_ids = {k: v for k, v in self._stream_ids.items() if v not in ids}
         return removed
 
@@ -353,10 +428,39 @@ class RecordsCache:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def deep_merge(stored: dict[str, Any], partial: Mapping[str, Any]) -> dict[str, Any]:
+    """`partial` merged into `stored` as Nango merges: nested objects key by key, anything else replaced."""
+    merged = dict(stored)
+    for name, value in partial.items():
+        inner = merged.get(name)
+        merged[name] = deep_merge(inner, value) if isinstance(inner, dict) and isinstance(value, Mapping) else value
+    return merged
+
+
 class PrepareFn:  # pragma: no cover - typing aid only
     def __call__(self, records: Sequence[dict[str, Any]]) -> list[PreparedRecord]: ...
 
 
+
+
+def _identity(key: StreamKey):
+    return and_(
+        streams.c.integration == key.integration,
+        streams.c.connection_id == key.connection_id,
+        streams.c.model == key.model,
+        streams.c.variant == key.variant,
+    )
+
+
+def _drop_stream_rows(conn: Connection, ids: Sequence[int]) -> int:
+    """Remove streams with their records, seen batches and tallies; returns how many records went."""
+    if not ids:
+        return 0
+    removed = conn.execute(delete(records).where(records.c.stream_id.in_(ids))).rowcount
+    conn.execute(delete(seen_batches).where(seen_batches.c.stream_id.in_(ids)))
+    conn.execute(delete(run_tallies).where(run_tallies.c.stream_id.in_(ids)))
+    conn.execute(delete(streams).where(streams.c.id.in_(ids)))
+    return removed
 
 
 def _mark_deleted(conn: Connection, sid: int, ids: Sequence[str], seq: int, stamp: str) -> int:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -99,6 +100,8 @@ partitions = Table(
     Column("failed_at", Timestamp),  # when the last of them failed
     Column("retry_at", Timestamp),  # when the scheduler retries it (next_due_at is brought forward to it)
     Column("retry_mode", String(40)),  # the failed run's mode, which the retry repeats
+    # The pending trigger lets its run delete more than the mass-deletion guard allows (added by 0007).
+    Column("trigger_allow_mass_delete", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_sp_partitions_due", "paused", "next_due_at"),
 )
 
@@ -116,6 +119,7 @@ run_progress = Table(
     Column("started_at", Timestamp, nullable=False),
     Column("checkpoint", Text),  # JSON; NULL: no checkpoint saved yet
     Column("updated_at", Timestamp, nullable=False),
+    Column("progress", Text),  # JSON: pages, requests, records fetched and saved so far (added by 0007)
 )
 
 # A (connection, model, variant) of one integration; `last_seq` hands out record cursors.
@@ -129,6 +133,9 @@ streams = Table(
     Column("variant", String(255), nullable=False),
     Column("last_seq", BigInteger, nullable=False, default=0),
     Column("live_count", BigInteger, nullable=False, default=0),  # records not deleted, kept by each write
+    # Set on the shadow stream a cache-clearing run writes: the real stream it replaces when the run succeeds.
+    # A shadow's variant is `#<run generation>`, which no real variant can be (added by 0007).
+    Column("shadow_of", Integer),
     UniqueConstraint("integration", "connection_id", "model", "variant", name="uq_sp_streams"),
 )
 

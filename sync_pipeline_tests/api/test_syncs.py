@@ -33,7 +33,7 @@ def row(store, sync="contacts", key="conn-1::base"):
         ({"opts": {"reset": True}}, "full_refresh"),
         ({"sync_mode": "full_refresh"}, "full_refresh"),
         ({"full_resync": True}, "full_refresh"),
-        ({"opts": {"emptyCache": True}}, "full_refresh_and_clear_cache"),
+        ({"opts": {"emptyCache": True}}, "incremental"),  # without reset, ignored as Nango does
         ({"sync_mode": "full_refresh_and_clear_cache"}, "full_refresh_and_clear_cache"),
         ({"opts": {"reset": True, "emptyCache": True}}, "full_refresh_and_clear_cache"),
     ],
@@ -61,6 +61,20 @@ def test_trigger_selections(client, connected, store):
     # An empty list: every sync (and variant) of the connection.
     assert client.post("/sync/trigger", json={"syncs": [], **KEY, "opts": {"reset": True}}).status_code == 200
     assert {r.trigger_mode for r in store.partitions.list("acme", connection_id="conn-1")} == {"full_refresh"}
+
+
+def test_a_trigger_with_allow_mass_delete_lets_that_one_run_through_the_guard(client, connected, harness, store):
+    from sync_pipeline.vocabulary import ALLOW_MASS_DELETE_TAG
+
+    body = {"syncs": ["contacts"], **KEY, "opts": {"allowMassDelete": True}}
+    assert client.post("/sync/trigger", json=body).json() == {"success": True}
+    assert row(store).trigger_allow_mass_delete and not row(store, "leads").trigger_allow_mass_delete
+
+    tick = evaluate_schedule(harness.instance, store, harness.registry, utcnow())
+
+    allowed = {(r.job_name, r.partition_key) for r in tick.requests if r.tags.get(ALLOW_MASS_DELETE_TAG) == "true"}
+    assert allowed == {("acme__contacts", "conn-1::base")}
+    assert not row(store).trigger_allow_mass_delete, "for that one run only"
 
 
 def test_control_errors_change_nothing(client, connected, store):
@@ -206,3 +220,38 @@ def test_a_shorter_frequency_brings_the_next_run_forward(client, connected, stor
     client.put("/sync/update-connection-frequency", json={"sync_name": "contacts", **KEY, "frequency": "every 5 minutes"})
 
     assert from_iso(row(store).next_due_at) - utcnow() <= timedelta(minutes=5)
+
+
+def contacts_status(client) -> dict:
+    [status] = client.get("/sync/status", params={"syncs": "contacts", **KEY}).json()["syncs"]
+    return status
+
+
+def test_status_type_is_initial_or_incremental_as_nango_says_and_the_finer_kind_is_in_run_kind(
+    client, anonymous, acme, connected, harness
+):
+    from sync_pipeline_tests.acme import WEBHOOK_SECRET
+
+    assert (contacts_status(client)["type"], contacts_status(client)["runKind"]) == ("INITIAL", None)
+    acme.put("c1", "Ann")
+    assert harness.run("acme", "contacts", "conn-1").success
+    assert (contacts_status(client)["type"], contacts_status(client)["runKind"]) == ("INITIAL", "INITIAL")
+
+    assert harness.run("acme", "contacts", "conn-1").success  # a full refresh
+    assert (contacts_status(client)["type"], contacts_status(client)["runKind"]) == ("INCREMENTAL", "FULL")
+
+    contact = {"id": "w1", "name": "Web", "email": "web@example.com", "updated_at": "2024-01-01T00:00:00Z"}
+    anonymous.post("/webhook/acme", json={"connection_id": "conn-1", "contact": contact}, headers={"X-Acme-Secret": WEBHOOK_SECRET})
+    assert (contacts_status(client)["type"], contacts_status(client)["runKind"]) == ("INCREMENTAL", "WEBHOOK")
+
+
+def test_status_shows_the_checkpoint_a_crashed_run_stored(client, acme, connected, harness, store):
+    for n in range(6):
+        acme.put(f"c{n}", f"Name{n}")
+    acme.crash_after_pages = 1  # the first page is saved and checkpointed, the second fails
+
+    assert not harness.run("acme", "contacts", "conn-1").success
+
+    status = contacts_status(client)
+    assert status["status"] == "ERROR"
+    assert status["checkpoint"] == {"cursor": "2"}, "where the next run resumes"

@@ -110,7 +110,15 @@ def test_trigger_queues_a_run_in_the_mode_asked(cli, connected, store):
 
     assert result.exit_code == 0 and "acme__contacts/conn-1::base" in result.output
     [row] = [row for row in store.partitions.due(utcnow()) if row.sync_name == "contacts"]
-    assert row.trigger_mode == "full_refresh"
+    assert row.trigger_mode == "full_refresh" and not row.trigger_allow_mass_delete
+
+
+def test_trigger_with_allow_mass_delete_lets_that_run_through_the_guard(cli, connected, store):
+    result = cli("trigger", "acme", "conn-1", "contacts", "--allow-mass-delete")
+
+    assert result.exit_code == 0
+    [row] = [row for row in store.partitions.due(utcnow()) if row.sync_name == "contacts"]
+    assert row.trigger_mode == "incremental" and row.trigger_allow_mass_delete
 
 
 def test_status_and_records_after_a_sync(cli, connected, harness):

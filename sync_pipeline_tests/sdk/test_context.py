@@ -112,6 +112,47 @@ def test_the_invalid_share_a_run_tolerates_is_set_per_sync(store):
 
 
 @pytest.mark.parametrize("share", [-0.1, 1.5])
-def test_an_invalid_share_outside_0_to_1_is_refused(share):
-    with pytest.raises(SyncError, match="max_invalid_share"):
-        Integration("limits", base_url="http://x").sync(models=[AcmeContact], max_invalid_share=share)
+@pytest.mark.parametrize("limit", ["max_invalid_share", "max_deleted_share"])
+def test_an_invalid_share_outside_0_to_1_is_refused(share, limit):
+    with pytest.raises(SyncError, match=limit):
+        Integration("limits", base_url="http://x").sync(models=[AcmeContact], **{limit: share})
+
+
+def test_the_share_of_records_a_run_may_delete_is_set_per_sync(store):
+    from sync_pipeline.sdk import MassDeletionBlocked
+
+    integration = Integration("guarded", base_url="http://127.0.0.1:9")
+    offered = [contact(str(n), f"n{n}") for n in range(20)]
+
+    @integration.sync(models=[AcmeContact], track_deletes=True, max_deleted_share=0.25)
+    def contacts(ctx: SyncContext) -> None:
+        ctx.batch_save(offered, AcmeContact)
+
+    key = StreamKey("guarded", "conn-1", "AcmeContact", "base")
+    run_sync(contacts, Connection("guarded", "conn-1"), "base", store.records, PartitionState())
+    offered = offered[:14]  # 6 of 20 vanish: 30%, over this sync's 25%
+    with pytest.raises(MassDeletionBlocked, match="6 of 20 AcmeContact records .30%.*limit of 25% .the sync's max_deleted_share"):
+        run_sync(contacts, Connection("guarded", "conn-1"), "base", store.records, PartitionState())
+    assert store.records.count_live(key) == 20
+
+
+def test_batch_update_merges_nested_objects_deeply_as_nango_does(store):
+    from pydantic import BaseModel
+
+    integration = Integration("nested", base_url="http://127.0.0.1:9")
+
+    class Profile(BaseModel):
+        id: str
+        info: dict
+        tags: list[str] = []
+
+    @integration.sync(models=[Profile])
+    def profiles(ctx: SyncContext) -> None:
+        ctx.batch_save([{"id": "1", "info": {"a": 1, "b": 2, "deep": {"x": 1, "y": 2}}, "tags": ["t1", "t2"]}], Profile)
+        ctx.batch_update([{"id": "1", "info": {"b": 3, "deep": {"y": 9}}, "tags": ["t3"]}], Profile)
+
+    run_sync(profiles, Connection("nested", "conn-1"), "base", store.records, PartitionState())
+
+    [record] = store.records.changes(StreamKey("nested", "conn-1", "Profile", "base"), ChangeQuery(limit=10))
+    assert json.loads(record.payload) == {"id": "1", "info": {"a": 1, "b": 3, "deep": {"x": 1, "y": 9}}, "tags": ["t3"]}
+

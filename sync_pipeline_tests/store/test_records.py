@@ -277,3 +277,29 @@ def test_a_batch_larger_than_sqlites_bound_parameter_limit_is_compared_in_chunks
     counts = store.records.save(KEY, batch, utcnow())
 
     assert counts.as_dict() == {"added": 0, "updated": 1, "deleted": 0}
+
+
+def test_saving_a_pruned_record_unchanged_restores_its_payload_without_reporting_a_change(store):
+    store.records.save(KEY, [prepared("1", name="Ann"), prepared("2", name="Bob")], utcnow())
+    seq = store.records.last_seq(KEY)
+    assert store.records.prune(KEY, seq, utcnow()) == (2, False)
+
+    counts = store.records.save(KEY, [prepared("1", name="Ann")], utcnow())
+
+    assert counts.as_dict() == {"added": 0, "updated": 0, "deleted": 0}
+    assert store.records.last_seq(KEY) == seq, "the app is not told: nothing changed"
+    records = {r.record_id: r for r in changes(store)}
+    assert json.loads(records["1"].payload) == {"id": "1", "name": "Ann"} and records["1"].pruned_at is None
+    assert records["2"].payload is None and records["2"].pruned_at is not None
+
+
+def test_a_record_deleted_and_seen_again_is_added_with_a_new_first_seen_at(store):
+    first = utcnow()
+    store.records.save(KEY, [prepared("1", name="Ann")], first)
+    store.records.delete(KEY, ["1"], first + timedelta(seconds=1))
+    again = first + timedelta(seconds=2)
+
+    store.records.save(KEY, [prepared("1", name="Ann")], again)
+
+    [record] = changes(store)
+    assert record.last_action == "ADDED" and record.first_seen_at == to_iso(again)
