@@ -90,6 +90,7 @@ class RecordWriter:
         log: logging.Logger | Any,
         ledger: RunLedger | None = None,
         tally: str | None = None,
+        redirect: Mapping[str, StreamKey] | None = None,
     ) -> None:
         self.sync = sync
         self.connection_id = connection_id
@@ -99,10 +100,11 @@ class RecordWriter:
         self._generation = generation
         self._log = log
         self._tally = tally  # the run generation whose counts every write adds to (see RecordsCache.begin_tally)
+        self._redirect = dict(redirect or {})  # model -> the shadow stream a cache-clearing run writes instead
 
     def stream(self, model: str | type[BaseModel]) -> StreamKey:
         name = model if isinstance(model, str) else model.__name__
-        return StreamKey(self.sync.integration.name, self.connection_id, name, self.variant)
+        return self._redirect.get(name) or StreamKey(self.sync.integration.name, self.connection_id, name, self.variant)
 
     def save(self, records: Sequence[Mapping[str, Any] | BaseModel], model: str | type[BaseModel]) -> int:
         """Returns how many valid records were written (changed or not)."""
@@ -201,6 +203,7 @@ class SyncContext:
         progress: Progress | None = None,
         tokens: TokenSource | None = None,
         tally: str | None = None,
+        redirect: Mapping[str, StreamKey] | None = None,
     ) -> None:
         self.sync = sync
         self.connection = connection
@@ -208,8 +211,9 @@ class SyncContext:
         self.last_sync_date = last_sync_date
         self.log = log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}")
         self._writer = RecordWriter(
-            sync, connection.connection_id, variant, cache, generation=generation, log=self.log, tally=tally
-        )
+            sync, connection.connection_id, variant, cache, generation=generation, log=self.log, tally=tally,
+            redirect=redirect,
+        )  # fmt: skip
         self.progress = progress or Progress(sync.name, self.log)
         self._checkpoint = checkpoint
         self._on_checkpoint = on_checkpoint

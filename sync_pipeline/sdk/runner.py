@@ -13,7 +13,7 @@ import httpx
 
 from sync_pipeline.sdk.context import Checkpoint, SyncContext
 from sync_pipeline.sdk.declaration import SyncDefinition
-from sync_pipeline.sdk.deletions import DEFAULT_MAX_DELETED_SHARE, DeletionSweeper, deletion_limit
+from sync_pipeline.sdk.deletions import DEFAULT_MAX_DELETED_SHARE, DeletionSweeper, Sweep, deletion_limit, guard
 from sync_pipeline.sdk.progress import Progress
 from sync_pipeline.sdk.oauth import TokenSource
 from sync_pipeline.store import ChangeCounts, Connection, RecordsCache, StreamKey, utcnow
@@ -92,19 +92,24 @@ def run_sync(
     tokens: TokenSource | None = None,
 ) -> RunOutcome:
     """Run `sync` for one connection and variant; raises whatever the sync raises, deleting nothing then."""
+    streams = {model: StreamKey(sync.integration.name, connection.connection_id, model, variant) for model in sync.model_names}
     if mode.reset:
         state = PartitionState()
+    elif state.resume and any(cache.has_shadow(key, state.resume.generation) for key in streams.values()):
+        # A cache-clearing run that failed: its writes went to shadows that are dropped, so nothing to resume.
+        state = replace(state, resume=None)
     resume = state.resume
     started_at = resume.started_at if resume else utcnow()
     generation = resume.generation if resume else uuid.uuid4().hex
     checkpoint_from = resume.checkpoint if resume else state.checkpoint
     limit, limit_source = deletion_limit(sync.max_deleted_share, connection.metadata)  # bad metadata fails first
-    streams = {model: StreamKey(sync.integration.name, connection.connection_id, model, variant) for model in sync.model_names}
-    if mode.clear_cache:
-        for key in streams.values():
-            cache.clear(key)
     # Counted in the database per generation: a resumed run's webhook covers its earlier attempts too.
     low_watermarks = {model: cache.begin_tally(key, generation) for model, key in streams.items()}
+    # A cache-clearing run writes into shadows that replace the streams when it succeeds: readers keep seeing
+    # the old records until then, and a run that fails changes nothing.
+    shadows = {model: cache.shadow(key, generation) for model, key in streams.items()} if mode.clear_cache else {}
+    for key in shadows.values():
+        cache.begin_tally(key, generation)
 
     def record_progress(snapshot: dict[str, Any]) -> None:
         if on_progress is not None:  # the checkpoint goes too: the row is what a crashed run resumes from
@@ -124,6 +129,7 @@ def run_sync(
         progress=Progress(sync.name, log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}"), sink=record_progress),
         tokens=tokens,
         tally=generation,
+        redirect=shadows,
     ) as ctx:
         try:
             sync.fn(ctx)
@@ -134,7 +140,11 @@ def run_sync(
                 ctx.log.warning(summary)
     # Before deleting unseen records: a run that mostly failed validation has not seen what it should have.
     ctx.ledger.check_invalid_share(sync.max_invalid_share)
-    if sync.track_deletes:
+    if shadows:
+        replaced = [Sweep(m, cache.count_replaced_away(streams[m], key), cache.count_live(streams[m])) for m, key in shadows.items()]
+        guard(replaced, limit, limit_source, allowed=mode.allow_mass_delete)
+        cache.replace_with_shadows({streams[model]: key for model, key in shadows.items()}, generation)
+    elif sync.track_deletes:
         sweeper = DeletionSweeper(cache, generation, started_at, limit, limit_source, allowed=mode.allow_mass_delete)
         for model, deleted in sweeper.sweep(streams).items():
             ctx.ledger.add(model, ChangeCounts(deleted=deleted))

@@ -101,3 +101,17 @@ def test_a_run_where_many_records_fail_their_model_warns(sync, slack_api):
 
     assert result.success
     assert _checks(result) == {MASS_DELETION: True, INVALID_SHARE: False}
+
+
+def test_a_cache_clearing_run_answered_with_one_empty_page_keeps_the_cache(sync, slack_api, store):
+    for index in range(12):
+        slack_api.put(f"U{index:02d}", f"Member{index}")
+    _connect(sync, slack_api)
+    assert sync.run("slack", "users", "team-1").success
+    last_seq = store.records.last_seq(USERS)
+    slack_api.members.clear()
+
+    result = sync.run("slack", "users", "team-1", mode="full_refresh_and_clear_cache")
+
+    assert not result.success and "12 of 12 SlackUser records (100%)" in failure_message(result)
+    assert store.records.count_live(USERS) == 12 and store.records.last_seq(USERS) == last_seq

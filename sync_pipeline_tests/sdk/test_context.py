@@ -156,3 +156,70 @@ def test_batch_update_merges_nested_objects_deeply_as_nango_does(store):
     [record] = store.records.changes(StreamKey("nested", "conn-1", "Profile", "base"), ChangeQuery(limit=10))
     assert json.loads(record.payload) == {"id": "1", "info": {"a": 1, "b": 3, "deep": {"x": 1, "y": 9}}, "tags": ["t3"]}
 
+
+def clearing_sync(offered: list[dict], during: list, fail: bool = False):
+    """A full sync that saves `offered` in two batches, noting between them what readers of the cache see."""
+    integration = Integration("clearing", base_url="http://127.0.0.1:9")
+
+    @integration.sync(models=[AcmeContact], track_deletes=True)
+    def contacts(ctx: SyncContext) -> None:
+        ctx.batch_save(offered[:1], AcmeContact)
+        during.append(live(ctx._writer._cache, CLEARING))
+        ctx.batch_save(offered[1:], AcmeContact)
+        if fail:
+            raise RuntimeError("the provider went away")
+
+    return contacts
+
+
+CLEARING = StreamKey("clearing", "conn-1", "AcmeContact", "base")
+
+
+def live(cache, key) -> dict[str, str]:
+    return {r.record_id: json.loads(r.payload)["name"] for r in cache.changes(key, ChangeQuery(limit=100)) if r.deleted_at is None}
+
+
+def test_clearing_the_cache_keeps_the_old_records_until_the_run_succeeds_then_swaps_them_at_once(store):
+    from sync_pipeline.sdk.runner import RunMode
+    from sync_pipeline.store import decode_cursor, encode_cursor
+
+    connection = Connection("clearing", "conn-1")
+    old = [contact("a", "ann"), contact("b", "bob"), contact("c", "cid")]
+    run_sync(clearing_sync(old, []), connection, "base", store.records, PartitionState())
+    app_cursor = store.records.last_seq(CLEARING)  # the app has read everything so far
+    during: list = []
+
+    outcome = run_sync(
+        clearing_sync([contact("a", "ann"), contact("d", "dan")], during), connection, "base", store.records,
+        PartitionState(), mode=RunMode.from_name("full_refresh_and_clear_cache"),
+    )  # fmt: skip
+
+    assert during == [{"a": "ann", "b": "bob", "c": "cid"}], "readers saw the old records while the run went on"
+    assert live(store.records, CLEARING) == {"a": "ann", "d": "dan"}
+    after = store.records.changes(CLEARING, ChangeQuery(after_seq=app_cursor, limit=100))
+    assert [(r.record_id, r.last_action) for r in after] == [("a", "ADDED"), ("d", "ADDED")], "every record ADDED"
+    assert len(store.records.changes(CLEARING, ChangeQuery(limit=100))) == 2, "the old ones are gone"
+    assert store.records.count_live(CLEARING) == 2
+    assert outcome.kind == "INITIAL" and outcome.counts["AcmeContact"].as_dict() == {"added": 2, "updated": 0, "deleted": 0}
+    assert decode_cursor(encode_cursor(outcome.low_watermarks["AcmeContact"], CLEARING), CLEARING) == app_cursor
+
+
+def test_a_cache_clearing_run_that_fails_changes_nothing(store):
+    from sync_pipeline.sdk.runner import RunMode
+    from sync_pipeline.store import schema
+
+    connection = Connection("clearing", "conn-1")
+    run_sync(clearing_sync([contact("a", "ann"), contact("b", "bob")], []), connection, "base", store.records, PartitionState())
+    last_seq = store.records.last_seq(CLEARING)
+
+    with pytest.raises(RuntimeError, match="went away"):
+        run_sync(clearing_sync([contact("z", "zed")], [], fail=True), connection, "base", store.records,
+                 PartitionState(), mode=RunMode.from_name("full_refresh_and_clear_cache"))  # fmt: skip
+
+    assert live(store.records, CLEARING) == {"a": "ann", "b": "bob"} and store.records.last_seq(CLEARING) == last_seq
+    run_sync(clearing_sync([contact("z", "zed")], []), connection, "base", store.records, PartitionState(),
+             mode=RunMode.from_name("full_refresh_and_clear_cache"))  # fmt: skip
+    assert live(store.records, CLEARING) == {"z": "zed"}
+    with store.engine.connect() as conn:
+        variants = {row.variant for row in conn.execute(schema.tables["sp_streams"].select())}
+    assert variants == {"base"}, "no shadow is left behind"
