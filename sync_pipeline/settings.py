@@ -45,6 +45,16 @@ class WebhookSettings:
         )
 
 
+def progress_interval() -> float:
+    """Seconds between a run's progress reports (log line and `/sync/status` counts): SYNC_PIPELINE_PROGRESS_SECONDS,
+    5 by default. Not per record: a report is a database write."""
+    try:
+        seconds = float(os.environ.get("SYNC_PIPELINE_PROGRESS_SECONDS") or 5)
+    except ValueError:
+        raise ValueError("SYNC_PIPELINE_PROGRESS_SECONDS must be a number of seconds") from None
+    return max(seconds, 0.1)
+
+
 def private_webhook_urls_allowed() -> bool:
     """SYNC_PIPELINE_ALLOW_PRIVATE_WEBHOOK_URLS: may a connection's webhook_url_override reach private or loopback
     addresses? Off by default (see sync_pipeline.destinations)."""

@@ -37,6 +37,7 @@ from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.deletions import MassDeletionBlocked
 from sync_pipeline.sdk.errors import describe_error
 from sync_pipeline.sdk.runner import RunMode, run_sync
+from sync_pipeline.settings import progress_interval
 from sync_pipeline.store import CredentialsError, EncryptionKeyError, StreamKey, from_iso, utcnow
 from sync_pipeline.vocabulary import ALLOW_MASS_DELETE_TAG, CONNECTION_TAG, MODE_INCREMENTAL, MODE_TAG, PARTITION_TAG
 
@@ -163,6 +164,7 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
                 mode=mode,
                 on_checkpoint=on_checkpoint,
                 on_progress=on_progress,
+                progress_every=progress_interval(),
                 log=context.log,
                 tokens=CredentialKeeper(store, sync.integration, connection),
             )

@@ -12,9 +12,11 @@ ProgressSink = Callable[[dict[str, Any]], None]
 
 
 class Progress:
-    """Counts what a run did; logs one line (and hands a snapshot to `sink`) at most every `every` seconds.
+    """Counts what a run did; logs one line (and hands a snapshot to `sink`) at its first page or save, then at
+    most every `every` seconds.
 
-    One line every few seconds instead of one per page: a 30,000-issue run logs a dozen lines, not 300.
+    One line every few seconds instead of one per page: a 30,000-issue run logs a dozen lines, not 300. The
+    sink (the run progress row, read by `/sync/status` and `sync-pipeline trigger --wait`) is written as often.
     """
 
     def __init__(
@@ -28,7 +30,8 @@ class Progress:
     ) -> None:
         self.name, self._log, self._sink, self._every, self._clock = name, log, sink, every, clock
         self.pages = self.requests = self.retries = self.fetched = self.saved = 0
-        self._started = self._last_report = clock()
+        self._started = clock()
+        self._last_report: float | None = None  # the first page is reported at once: a run shows it has begun
 
     def request(self) -> None:
         self.requests += 1
@@ -78,5 +81,5 @@ class Progress:
             self._sink(self.snapshot())
 
     def _maybe_report(self) -> None:
-        if self._clock() - self._last_report >= self._every:
+        if self._last_report is None or self._clock() - self._last_report >= self._every:
             self.report()

@@ -14,7 +14,7 @@ import httpx
 from sync_pipeline.sdk.context import Checkpoint, SyncContext
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.deletions import DEFAULT_MAX_DELETED_SHARE, DeletionSweeper, Sweep, deletion_limit, guard
-from sync_pipeline.sdk.progress import Progress
+from sync_pipeline.sdk.progress import REPORT_EVERY_SECONDS, Progress
 from sync_pipeline.sdk.oauth import TokenSource
 from sync_pipeline.store import ChangeCounts, Connection, RecordsCache, StreamKey, utcnow
 from sync_pipeline.vocabulary import FULL, INCREMENTAL, INITIAL, MODE_CLEAR_CACHE, MODE_FULL_REFRESH
@@ -90,6 +90,7 @@ def run_sync(
     transport: httpx.BaseTransport | None = None,
     on_progress: ProgressRecorder | None = None,
     tokens: TokenSource | None = None,
+    progress_every: float = REPORT_EVERY_SECONDS,
 ) -> RunOutcome:
     """Run `sync` for one connection and variant; raises whatever the sync raises, deleting nothing then."""
     streams = {model: StreamKey(sync.integration.name, connection.connection_id, model, variant) for model in sync.model_names}
@@ -126,7 +127,7 @@ def run_sync(
         generation=generation if sync.track_deletes else None,
         log=log,
         transport=transport,
-        progress=Progress(sync.name, log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}"), sink=record_progress),
+        progress=Progress(sync.name, log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}"), sink=record_progress, every=progress_every),
         tokens=tokens,
         tally=generation,
         redirect=shadows,

@@ -255,3 +255,43 @@ def test_status_shows_the_checkpoint_a_crashed_run_stored(client, acme, connecte
     status = contacts_status(client)
     assert status["status"] == "ERROR"
     assert status["checkpoint"] == {"cursor": "2"}, "where the next run resumes"
+
+
+def watch_a_run(harness, acme, monkeypatch, contacts: int = 10, page_delay: float = 0.6):
+    """A contacts run slow enough to watch (two per page, `page_delay` s a page), started in a thread; it
+    reports its progress every half second instead of every five."""
+    import threading
+
+    monkeypatch.setenv("SYNC_PIPELINE_PROGRESS_SECONDS", "0.5")
+    for n in range(contacts):
+        acme.put(f"c{n:02}", f"Name{n}")
+    acme.page_delay = page_delay
+    runner = threading.Thread(target=harness.run, args=("acme", "contacts", "conn-1"))
+    runner.start()
+    return runner
+
+
+def test_while_a_run_is_in_progress_status_shows_its_checkpoint_and_records_fetched_and_saved_so_far(
+    client, acme, connected, harness, monkeypatch
+):
+    import time
+
+    runner = watch_a_run(harness, acme, monkeypatch)
+    seen = []
+    try:
+        while runner.is_alive():
+            status = contacts_status(client)
+            if status["status"] == "RUNNING" and status["progress"]:
+                seen.append(status)
+            time.sleep(0.2)
+    finally:
+        runner.join()
+
+    assert seen, "the run showed its progress while it ran"
+    progress = max((s["progress"] for s in seen), key=lambda p: p["pages"])
+    assert progress["pages"] >= 3 and progress["records_fetched"] >= 6 and progress["records_saved"] >= 4
+    # The checkpoint each page stored, as the run stored it (the sync clears it after its last page).
+    assert max(int((s["checkpoint"] or {}).get("cursor", 0)) for s in seen) >= 4
+    assert all(s["progress"]["records_fetched"] <= 10 for s in seen)
+    done = contacts_status(client)
+    assert done["status"] == "SUCCESS" and done["progress"] is None and done["recordCount"] == {"AcmeContact": 10}

@@ -205,3 +205,23 @@ def test_integration_credentials_refuses_to_create_a_deployment(tmp_path, monkey
 
     assert result.exit_code == 3 and "no sync_pipeline deployment" in result.output
     assert not (tmp_path / ".dagster_home").exists()
+
+
+def test_trigger_wait_prints_a_live_line_of_pages_records_and_rate(cli, connected, harness, monkeypatch):
+    import threading
+
+    for n in range(10):
+        connected.put(f"c{n:02}", f"Name{n}")
+    connected.page_delay = 0.6
+    monkeypatch.setenv("SYNC_PIPELINE_PROGRESS_SECONDS", "0.5")
+    run = threading.Thread(target=harness.run, args=("acme", "contacts", "conn-1"))  # the run the trigger asks for
+    run.start()
+    try:
+        result = cli("trigger", "acme", "conn-1", "contacts", "--wait", "--timeout", "60")
+    finally:
+        run.join()
+
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "contacts base running" in line]
+    assert any(" pages, " in line and " fetched, " in line and " saved (" in line and "/s)" in line for line in lines), lines
+    assert "SUCCESS" in result.output.splitlines()[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 from starlette.requests import Request
@@ -19,11 +20,13 @@ class AcmeApi(FakeApi):
         super().__init__()
         self.contacts: dict[str, dict] = {}
         self.crash_after_pages: int | None = None  # answer 500 forever after this many pages
+        self.page_delay = 0.0  # seconds each page takes: a run long enough to watch
 
         @self.route("GET", "/contacts")
         def contacts(request: Request):
             if request.headers.get("authorization") != f"Bearer {self.token}":
                 return JSONResponse({"message": "invalid token"}, status_code=401)
+            time.sleep(self.page_delay)
             pages_served = sum(1 for r in self.requests if r.url.path == "/contacts") - 1
             if self.crash_after_pages is not None and pages_served >= self.crash_after_pages:
                 return JSONResponse({"message": "backend exploded"}, status_code=500)

@@ -47,4 +47,16 @@ def test_retries_are_counted_and_shown():
 
     progress.report()
 
-    assert log.lines == ["users: 1 page, 10 records fetched, 0 saved in 2.0 s (0 records/s), 1 retry"]
+    assert log.lines[-1] == "users: 1 page, 10 records fetched, 0 saved in 2.0 s (0 records/s), 1 retry"
+
+
+def test_the_first_page_is_reported_at_once_then_every_few_seconds():
+    log, clock, snapshots = Lines(), Clock(), []
+    progress = Progress("users", log, sink=snapshots.append, every=5.0, clock=clock)
+
+    progress.page(200)
+    clock.now += 1
+    progress.page(200)
+
+    assert [snapshot["pages"] for snapshot in snapshots] == [1], "a run shows it has begun, then waits"
+    assert log.lines == ["users: 1 page, 200 records fetched, 0 saved in 0.0 s (0 records/s)"]
