@@ -85,7 +85,7 @@ def build_sync_assets(sync: SyncDefinition) -> tuple[AssetsDefinition, Unresolve
                 "dagster/column_schema": _table_schema(model),
                 "sync_type": sync.sync_type,
                 "frequency": sync.frequency,
-                "track_deletes": sync.track_deletes,
+                "track_deletes": model.__name__ in sync.deleted_models,
             },
         ).with_io_manager_key(IO_MANAGER_KEY)  # downstream inputs load records from the cache
         for model in sync.models

@@ -14,6 +14,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from sync_pipeline.sdk.declaration import SyncDefinition
+from sync_pipeline.sdk.deletions import DeletionSweeper
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.http import build_client
 from sync_pipeline.sdk.oauth import TokenSource
@@ -91,6 +92,7 @@ class RecordWriter:
         ledger: RunLedger | None = None,
         tally: str | None = None,
         redirect: Mapping[str, StreamKey] | None = None,
+        tracked: Iterable[str] = (),
     ) -> None:
         self.sync = sync
         self.connection_id = connection_id
@@ -101,6 +103,11 @@ class RecordWriter:
         self._log = log
         self._tally = tally  # the run generation whose counts every write adds to (see RecordsCache.begin_tally)
         self._redirect = dict(redirect or {})  # model -> the shadow stream a cache-clearing run writes instead
+        self.tracked = set(tracked)  # models whose unchanged saves are marked seen by `generation` (deletion sweeps)
+
+    def redirected(self, model: str) -> bool:
+        """Whether the model's writes go to a cache-clearing run's shadow (which holds only what the run saw)."""
+        return model in self._redirect
 
     def stream(self, model: str | type[BaseModel]) -> StreamKey:
         name = model if isinstance(model, str) else model.__name__
@@ -113,9 +120,8 @@ class RecordWriter:
         key = self.stream(model_cls)
         self.ledger.add(key.model, ChangeCounts())
         if prepared:
-            self.ledger.add(
-                key.model, self._cache.save(key, prepared, utcnow(), generation=self._generation, tally=self._tally)
-            )
+            generation = self._generation if key.model in self.tracked else None
+            self.ledger.add(key.model, self._cache.save(key, prepared, utcnow(), generation=generation, tally=self._tally))
         return len(prepared)
 
     def update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> int:
@@ -204,6 +210,7 @@ class SyncContext:
         tokens: TokenSource | None = None,
         tally: str | None = None,
         redirect: Mapping[str, StreamKey] | None = None,
+        sweeper: DeletionSweeper | None = None,
     ) -> None:
         self.sync = sync
         self.connection = connection
@@ -212,8 +219,10 @@ class SyncContext:
         self.log = log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}")
         self._writer = RecordWriter(
             sync, connection.connection_id, variant, cache, generation=generation, log=self.log, tally=tally,
-            redirect=redirect,
+            redirect=redirect, tracked=sync.deleted_models,
         )  # fmt: skip
+        self._sweeper = sweeper
+        self._sweeping: set[str] = set()  # models between track_deletes_start and track_deletes_end
         self.progress = progress or Progress(sync.name, self.log)
         self._checkpoint = checkpoint
         self._on_checkpoint = on_checkpoint
@@ -339,6 +348,31 @@ class SyncContext:
     def batch_delete(self, ids_or_records: Iterable[str | int | Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         """Mark records deleted (soft delete): they stay readable with `last_action: DELETED`."""
         self._writer.delete(ids_or_records, model)
+
+    def track_deletes_start(self, model: str | type[BaseModel]) -> None:
+        """From now on this run sees every record of `model` (an incremental sync paging through everything,
+        say on a full_refresh trigger): `track_deletes_end(model)` then deletes the ones it did not save. As
+        Nango's trackDeletesStart."""
+        name = self.sync.model(model).__name__
+        if self._sweeper is None:
+            raise SyncError("track_deletes_start needs a sync run (a provider webhook sees single records)")
+        self._sweeping.add(name)
+        self._writer.tracked.add(name)
+
+    def track_deletes_end(self, model: str | type[BaseModel]) -> int:
+        """Delete the records of `model` this run has not saved since `track_deletes_start(model)`, behind the
+        mass-deletion guard; returns how many. As Nango's trackDeletesEnd."""
+        name = self.sync.model(model).__name__
+        if name not in self._sweeping or self._sweeper is None:
+            raise SyncError(f"track_deletes_end({name!r}) without track_deletes_start({name!r}) in this run")
+        self._sweeping.discard(name)
+        if name not in self.sync.deleted_models:  # a declared model is swept at the run's end, once
+            self._writer.tracked.discard(name)
+        if self._writer.redirected(name):
+            return 0  # a cache-clearing run: the records it did not save are gone when it succeeds anyway
+        deleted = self._sweeper.sweep({name: self._writer.stream(name)})[name]
+        self.ledger.add(name, ChangeCounts(deleted=deleted))
+        return deleted
 
 
 @lru_cache(maxsize=256)

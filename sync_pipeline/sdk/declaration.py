@@ -38,7 +38,7 @@ class SyncDefinition:
     models: tuple[type[BaseModel], ...]
     sync_type: SyncType
     frequency: str
-    track_deletes: bool
+    track_deletes: bool  # some model's records are swept for deletions (see `deleted_models`)
     backfill: timedelta | None
     auto_start: bool
     description: str
@@ -52,6 +52,8 @@ class SyncDefinition:
     webhook_subscriptions: tuple[str, ...] = ()
     max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE
     max_deleted_share: float = DEFAULT_MAX_DELETED_SHARE
+    # The models whose records a successful (full refresh) run did not see become deleted.
+    deleted_models: tuple[str, ...] = ()
 
     @property
     def frequency_seconds(self) -> int:
@@ -72,6 +74,18 @@ class SyncDefinition:
             if model.__name__ == wanted:
                 return model
         raise SyncError(f"sync {self.qualified_name!r} has no model {wanted!r}; its models: {self.model_names}")
+
+
+def _tracked_models(track_deletes: "bool | Iterable[type[BaseModel] | str]", models: tuple) -> tuple[str, ...]:
+    """`track_deletes` as model names: True is every model, or a list of the models (classes or names)."""
+    names = [model.__name__ for model in models if isinstance(model, type)]
+    if isinstance(track_deletes, bool):
+        return tuple(names) if track_deletes else ()
+    chosen = [item if isinstance(item, str) else getattr(item, "__name__", repr(item)) for item in track_deletes]
+    unknown = [name for name in chosen if name not in names]
+    if unknown:
+        raise SyncError(f"track_deletes names {unknown}, which are not models of this sync: {names}")
+    return tuple(dict.fromkeys(chosen))
 
 
 WebhookHandler = Callable[["ProviderWebhookContext"], None]
@@ -130,7 +144,7 @@ class Integration:
         name: str | None = None,
         sync_type: SyncType = "full",
         frequency: str = "every hour",
-        track_deletes: bool = False,
+        track_deletes: bool | Iterable[type[BaseModel] | str] = False,
         backfill: timedelta | None = None,
         auto_start: bool = True,
         description: str | None = None,
@@ -152,8 +166,12 @@ class Integration:
                 raise SyncError(f"{limit_name} is a share between 0 and 1, not {share!r}")
         if sync_type not in SYNC_TYPES:
             raise SyncError(f"sync_type must be 'full' or 'incremental', not {sync_type!r}")
-        if track_deletes and sync_type != "full":
-            raise SyncError("track_deletes needs a full refresh sync: an incremental run does not see every record")
+        deleted_models = _tracked_models(track_deletes, models)
+        if deleted_models and sync_type != "full":
+            raise SyncError(
+                "track_deletes needs a full refresh sync: an incremental run does not see every record (an "
+                "incremental sync that pages through everything calls ctx.track_deletes_start/track_deletes_end)"
+            )
         if not models:
             raise SyncError("a sync needs at least one model")
         for model in models:
@@ -183,7 +201,8 @@ class Integration:
                 models=models,
                 sync_type=sync_type,
                 frequency=frequency,
-                track_deletes=track_deletes,
+                track_deletes=bool(deleted_models),
+                deleted_models=deleted_models,
                 backfill=backfill,
                 auto_start=auto_start,
                 description=description or (fn.__doc__ or "").strip(),

@@ -112,6 +112,8 @@ def run_sync(
     for key in shadows.values():
         cache.begin_tally(key, generation)
 
+    sweeper = DeletionSweeper(cache, generation, started_at, limit, limit_source, allowed=mode.allow_mass_delete)
+
     def record_progress(snapshot: dict[str, Any]) -> None:
         if on_progress is not None:  # the checkpoint goes too: the row is what a crashed run resumes from
             on_progress(snapshot, ctx.get_checkpoint(), generation, started_at)
@@ -124,13 +126,14 @@ def run_sync(
         last_sync_date=state.last_sync_date,
         checkpoint=checkpoint_from,
         on_checkpoint=lambda checkpoint: on_checkpoint(checkpoint, generation, started_at),
-        generation=generation if sync.track_deletes else None,
+        generation=generation,
         log=log,
         transport=transport,
         progress=Progress(sync.name, log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}"), sink=record_progress, every=progress_every),
         tokens=tokens,
         tally=generation,
         redirect=shadows,
+        sweeper=sweeper,
     ) as ctx:
         try:
             sync.fn(ctx)
@@ -145,9 +148,8 @@ def run_sync(
         replaced = [Sweep(m, cache.count_replaced_away(streams[m], key), cache.count_live(streams[m])) for m, key in shadows.items()]
         guard(replaced, limit, limit_source, allowed=mode.allow_mass_delete)
         cache.replace_with_shadows({streams[model]: key for model, key in shadows.items()}, generation)
-    elif sync.track_deletes:
-        sweeper = DeletionSweeper(cache, generation, started_at, limit, limit_source, allowed=mode.allow_mass_delete)
-        for model, deleted in sweeper.sweep(streams).items():
+    elif sync.deleted_models:
+        for model, deleted in sweeper.sweep({model: streams[model] for model in sync.deleted_models}).items():
             ctx.ledger.add(model, ChangeCounts(deleted=deleted))
 
     return RunOutcome(

@@ -12,7 +12,7 @@ from sync_pipeline.sdk import Integration, SyncError
 from sync_pipeline.sdk.context import SyncContext
 from sync_pipeline.sdk.runner import PartitionState, run_sync
 from sync_pipeline.store import ChangeQuery, Connection, StreamKey, utcnow
-from sync_pipeline_tests.acme import AcmeContact, acme
+from sync_pipeline_tests.acme import AcmeContact, AcmeDomain, AcmeEmail, acme
 
 KEY = StreamKey("acme", "conn-1", "AcmeContact", "base")
 
@@ -176,7 +176,7 @@ CLEARING = StreamKey("clearing", "conn-1", "AcmeContact", "base")
 
 
 def live(cache, key) -> dict[str, str]:
-    return {r.record_id: json.loads(r.payload)["name"] for r in cache.changes(key, ChangeQuery(limit=100)) if r.deleted_at is None}
+    return {r.record_id: json.loads(r.payload).get("name") for r in cache.changes(key, ChangeQuery(limit=100)) if r.deleted_at is None}
 
 
 def test_clearing_the_cache_keeps_the_old_records_until_the_run_succeeds_then_swaps_them_at_once(store):
@@ -223,3 +223,68 @@ def test_a_cache_clearing_run_that_fails_changes_nothing(store):
     with store.engine.connect() as conn:
         variants = {row.variant for row in conn.execute(schema.tables["sp_streams"].select())}
     assert variants == {"base"}, "no shadow is left behind"
+
+
+def test_track_deletes_works_per_model_of_a_multi_model_sync(store):
+    integration = Integration("multi", base_url="http://127.0.0.1:9")
+    offered = {"emails": ["e1", "e2", "e3"], "domains": ["d1", "d2", "d3"]}
+
+    @integration.sync(models=[AcmeEmail, AcmeDomain], track_deletes=[AcmeEmail])
+    def directory(ctx: SyncContext) -> None:
+        ctx.batch_save([{"id": i, "address": f"{i}@x.io"} for i in offered["emails"]], AcmeEmail)
+        ctx.batch_save([{"id": i} for i in offered["domains"]], AcmeDomain)
+
+    connection = Connection("multi", "conn-1")
+    run_sync(directory, connection, "base", store.records, PartitionState())
+    offered = {"emails": ["e1"], "domains": ["d1"]}
+
+    outcome = run_sync(directory, connection, "base", store.records, PartitionState())
+
+    emails, domains = (StreamKey("multi", "conn-1", model, "base") for model in ("AcmeEmail", "AcmeDomain"))
+    assert live(store.records, emails).keys() == {"e1"}, "the tracked model's unseen records are deleted"
+    assert store.records.count_live(domains) == 3, "the other model's are kept"
+    assert outcome.counts["AcmeEmail"].deleted == 2 and outcome.counts["AcmeDomain"].deleted == 0
+    assert directory.deleted_models == ("AcmeEmail",) and directory.track_deletes
+
+
+def test_track_deletes_names_only_models_of_the_sync():
+    with pytest.raises(SyncError, match="not models of this sync"):
+        Integration("multi", base_url="http://x").sync(models=[AcmeEmail], track_deletes=["AcmeDomain"])
+
+
+def test_an_incremental_sync_paging_through_everything_sweeps_deletions_between_start_and_end(store):
+    integration = Integration("sweeping", base_url="http://127.0.0.1:9")
+    offered = [contact(i, f"n{i}") for i in ("a", "b", "c")]
+
+    @integration.sync(models=[AcmeContact], sync_type="incremental")
+    def contacts(ctx: SyncContext) -> None:
+        everything = ctx.last_sync_date is None  # the first run, or one after a full_refresh trigger
+        if everything:
+            ctx.track_deletes_start(AcmeContact)
+        ctx.batch_save(offered, AcmeContact)
+        if everything:
+            ctx.track_deletes_end(AcmeContact)
+
+    connection, key = Connection("sweeping", "conn-1"), StreamKey("sweeping", "conn-1", "AcmeContact", "base")
+    first = run_sync(contacts, connection, "base", store.records, PartitionState())
+    offered = [contact("d", "nd")]  # an incremental run sees only what changed: nothing is deleted
+    run_sync(contacts, connection, "base", store.records, PartitionState(last_sync_date=first.started_at))
+    assert live(store.records, key).keys() == {"a", "b", "c", "d"}
+
+    offered = [contact("a", "na"), contact("d", "nd")]  # a full refresh: b and c are gone at the provider
+    outcome = run_sync(contacts, connection, "base", store.records, PartitionState())
+
+    assert live(store.records, key).keys() == {"a", "d"}
+    assert outcome.counts["AcmeContact"].as_dict() == {"added": 0, "updated": 0, "deleted": 2}
+    assert outcome.totals["AcmeContact"] == 2
+
+
+def test_track_deletes_end_without_start_is_refused(store):
+    integration = Integration("sweeping", base_url="http://127.0.0.1:9")
+
+    @integration.sync(models=[AcmeContact], sync_type="incremental")
+    def contacts(ctx: SyncContext) -> None:
+        ctx.track_deletes_end(AcmeContact)
+
+    with pytest.raises(SyncError, match=r"track_deletes_end\('AcmeContact'\) without track_deletes_start"):
+        run_sync(contacts, Connection("sweeping", "conn-1"), "base", store.records, PartitionState())
