@@ -303,3 +303,19 @@ def test_a_record_deleted_and_seen_again_is_added_with_a_new_first_seen_at(store
 
     [record] = changes(store)
     assert record.last_action == "ADDED" and record.first_seen_at == to_iso(again)
+
+
+def test_a_shadow_is_invisible_to_readers_and_goes_with_its_variant(store):
+    real = StreamKey("acme", "conn-1", "Contact", "v1")
+    store.records.save(real, [prepared("1", name="Ann")], utcnow())
+    shadow = store.records.shadow(real, "g1")
+    store.records.save(shadow, [prepared("2", name="Bob")], utcnow())
+
+    assert [r.record_id for r in changes(store, real)] == ["1"], "readers of the stream see the old records"
+    assert store.records.has_shadow(real, "g1") and not store.records.has_shadow(real, "g2")
+
+    store.records.drop_streams("acme", "conn-1", variant="v1")
+
+    assert not store.records.has_shadow(real, "g1")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM sp_records").scalar_one() == 0
