@@ -9,7 +9,7 @@ sees change N+1 before change N.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -213,18 +213,31 @@ class RecordsCache:
         return len(live)
 
     def delete_unseen(
-        self, key: StreamKey, generation: str, started_at: datetime, now: datetime, chunk: int = 1000, *, tally: bool = False
+        self,
+        key: StreamKey,
+        generation: str,
+        started_at: datetime,
+        now: datetime,
+        chunk: int = 1000,
+        *,
+        tally: bool = False,
+        check: Callable[[int], None] | None = None,
     ) -> int:
         """Soft-delete live records the run `generation` (started at `started_at`) neither wrote nor saw.
 
-        The run's seen batches are kept until a later generation finishes: a run that crashes after this
-        and resumes still has them. Older generations' batches are dropped.
+        `check` is first given how many that is, and deletes nothing by raising (the mass-deletion guard):
+        counted on the same table of seen ids, not a second one. The run's seen batches are kept until a
+        later generation finishes: a run that crashes after this and resumes still has them. Older
+        generations' batches are dropped.
         """
         sid = self.stream_id(key)
         stamp, started = to_iso(now), to_iso(started_at)
         deleted, after = 0, ""
         with self.engine.connect() as conn:
             with bulk.seen_by(conn, sid, generation):
+                if check is not None:
+                    with conn.begin():
+                        check(bulk.count_unseen(conn, sid, started))
                 while True:
                     with conn.begin():
                         seq = bulk.lock_stream(conn, sid)
