@@ -17,7 +17,7 @@ from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.http import build_client
 from sync_pipeline.sdk.oauth import TokenSource
-from sync_pipeline.sdk.pagination import Page, Paginator
+from sync_pipeline.sdk.pagination import Page, Paginator, without_repeats
 from sync_pipeline.sdk.progress import Progress
 from sync_pipeline.store import ChangeCounts, Connection, PreparedRecord, RecordsCache, StreamKey, utcnow
 
@@ -259,11 +259,14 @@ class SyncContext:
     ) -> Iterator[Page]:
         """Pages of `url`'s items (found at `data_path` in each body); `start` resumes from a `Page.next`.
 
+        A provider that gives back a cursor or next URL already followed fails the run (`RepeatedCursor`).
+
         With `checkpoint=True` the page cursor is checkpointed once each page has been handled, a run that
         crashed resumes `url` after the last page it handled, and the cursor is cleared when `url` is done.
         """
         if not checkpoint:
-            return self._counted(paginator.pages(self.http, url, dict(params or {}), data_path, start))
+            pages = paginator.pages(self.http, url, dict(params or {}), data_path, start)
+            return self._counted(without_repeats(pages, url, start))
         return self._counted(self._checkpointed_pages(url, paginator, dict(params or {}), data_path))
 
     def _counted(self, pages: Iterator[Page]) -> Iterator[Page]:
@@ -282,7 +285,7 @@ class SyncContext:
     ) -> Iterator[Page]:
         saved = self._checkpoint or {}
         start = saved.get(PAGINATE_NEXT) if saved.get(PAGINATE_URL) == url else None
-        for page in paginator.pages(self.http, url, params, data_path, start):
+        for page in without_repeats(paginator.pages(self.http, url, params, data_path, start), url, start):
             yield page  # the sync handles the page before the generator resumes: only then is it done
             if page.next is not None:
                 self.save_checkpoint({**(self._checkpoint or {}), PAGINATE_URL: url, PAGINATE_NEXT: page.next})
