@@ -28,13 +28,14 @@ from sync_pipeline.orchestration.automation import records_version
 from sync_pipeline.orchestration.checks import check_results, check_specs
 from sync_pipeline.orchestration.credentials import CredentialKeeper
 from sync_pipeline.orchestration.failures import ERROR_TYPE_KEY
+from sync_pipeline.orchestration.lifecycle import add_base_partitions
 from sync_pipeline.orchestration.records_input import IO_MANAGER_KEY
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.run_errors import recording_run_errors
 from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
 from sync_pipeline.orchestration.state import read_partition_state
 from sync_pipeline.sdk.declaration import SyncDefinition
-from sync_pipeline.sdk.errors import describe_error
+from sync_pipeline.sdk.errors import SyncError, describe_error
 from sync_pipeline.sdk.runner import RunMode, run_sync
 from sync_pipeline.store import CredentialsError, EncryptionKeyError, StreamKey, from_iso, utcnow
 from sync_pipeline.vocabulary import CONNECTION_TAG, MODE_INCREMENTAL, MODE_TAG, PARTITION_TAG
@@ -140,6 +141,12 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
             integration, sync.name, partition, generation=generation, started_at=started_at, checkpoint=checkpoint
         )
 
+    def on_metadata(metadata, merge) -> None:
+        # As the metadata routes do: all or nothing, and a base variant the new metadata asks for appears.
+        if not store.connections.set_metadata(integration, [connection_id], metadata, merge=merge):
+            raise SyncError(f"connection {connection_id!r} of {integration!r} no longer exists")
+        add_base_partitions(context.instance, store, sync.integration, store.connections.get(integration, connection_id))
+
     try:
         with recording_run_errors(store, integration, connection_id, partition_id(sync, partition), context.run_id):
             outcome = run_sync(
@@ -152,6 +159,7 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
                 on_checkpoint=on_checkpoint,
                 log=context.log,
                 tokens=CredentialKeeper(store, sync.integration, connection),
+                on_metadata=on_metadata,
             )
     except Exception as error:  # noqa: BLE001 - every failure reaches people as its type and message
         raise Failure(description=describe_error(error), metadata={ERROR_TYPE_KEY: type(error).__name__}) from error

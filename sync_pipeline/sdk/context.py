@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
@@ -19,13 +20,16 @@ from sync_pipeline.sdk.http import build_client
 from sync_pipeline.sdk.oauth import TokenSource
 from sync_pipeline.sdk.pagination import Page, Paginator, without_repeats
 from sync_pipeline.sdk.progress import Progress
-from sync_pipeline.store import ChangeCounts, Connection, PreparedRecord, RecordsCache, StreamKey, utcnow
+from sync_pipeline.store import ChangeCounts, ChangeQuery, Connection, PreparedRecord, RecordsCache, StreamKey, utcnow
 
 Checkpoint = dict[str, str | int | float | bool]
 CHECKPOINT_MAX_KEYS = 16
 CHECKPOINT_MAX_STRING = 4000
 RECORD_ID_MAX = 255
 REASONS_KEPT = 5  # rejections logged one by one and quoted in the summary; the rest are only counted
+IDS_PER_READ = 500  # ids per query of get_records_by_id: well under every database's bound-parameter limit
+# Writes the connection's metadata (replacing it, or merging top-level keys with `merge=True`).
+MetadataSink = Callable[[dict[str, Any], bool], None]
 # The keys `paginate(..., checkpoint=True)` keeps in the checkpoint: which URL, and where its next page starts.
 PAGINATE_URL, PAGINATE_NEXT = "paginate_url", "paginate_next"
 
@@ -129,6 +133,18 @@ class RecordWriter:
         self.ledger.add(key.model, counts)
         return len(partials)
 
+    def get_by_ids(self, ids: Iterable[str | int], model: str | type[BaseModel]) -> dict[str, dict[str, Any]]:
+        """The cached records with these ids, by id; ids not cached, deleted or pruned are absent."""
+        key = self.stream(self.sync.model(model))
+        wanted = list(dict.fromkeys(str(record_id) for record_id in ids))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), IDS_PER_READ):
+            chunk = wanted[start : start + IDS_PER_READ]
+            for stored in self._cache.changes(key, ChangeQuery(limit=len(chunk), ids=tuple(chunk))):
+                if stored.deleted_at is None and stored.payload is not None:
+                    found[stored.record_id] = json.loads(stored.payload)
+        return found
+
     def delete(self, ids_or_records: Iterable[str | int | Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         model_cls = self.sync.model(model)
         ids = [str(item["id"]) if isinstance(item, Mapping) else str(item) for item in ids_or_records]
@@ -201,10 +217,12 @@ class SyncContext:
         progress: Progress | None = None,
         tokens: TokenSource | None = None,
         tally: str | None = None,
+        on_metadata: MetadataSink | None = None,
     ) -> None:
         self.sync = sync
         self.connection = connection
         self.variant = variant
+        self._on_metadata = on_metadata
         self.last_sync_date = last_sync_date
         self.log = log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}")
         self._writer = RecordWriter(
@@ -301,6 +319,26 @@ class SyncContext:
         """The connection's metadata: customer-specific config; a variant's own settings under its name."""
         return dict(self.connection.metadata)
 
+    def set_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Replace the connection's metadata, as `POST /connection/{id}/metadata` does (Nango's setMetadata)."""
+        self._write_metadata(metadata, merge=False)
+
+    def update_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Merge top-level keys into the connection's metadata, as `PATCH /connection/{id}/metadata` does."""
+        self._write_metadata(metadata, merge=True)
+
+    def _write_metadata(self, metadata: Mapping[str, Any], *, merge: bool) -> None:
+        if not isinstance(metadata, Mapping):
+            raise SyncError(f"connection metadata is a dict, not {type(metadata).__name__}")
+        try:
+            clean = json.loads(json.dumps(dict(metadata)))  # stored as JSON: refuse what would not round-trip
+        except (TypeError, ValueError) as error:
+            raise SyncError(f"connection metadata must be JSON: {error}") from None
+        if self._on_metadata is None:
+            raise SyncError("this context cannot write the connection's metadata")
+        self._on_metadata(clean, merge)
+        self.connection = replace(self.connection, metadata={**self.connection.metadata, **clean} if merge else clean)
+
     @property
     def sync_since(self) -> datetime | None:
         """Where an incremental run starts: the last sync date, else the backfill window, else None (all).
@@ -334,6 +372,11 @@ class SyncContext:
     def batch_update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         """Merge partial records (each with its `id`) into the stored ones; unknown ids are skipped."""
         self.progress.saved_records(self._writer.update(partials, model))
+
+    def get_records_by_id(self, ids: Iterable[str | int], model: str | type[BaseModel]) -> dict[str, dict[str, Any]]:
+        """The records this sync saved with these ids, by id (Nango's getRecordsById); ids not cached,
+        deleted or pruned are absent. For syncs that enrich or diff against what they saved."""
+        return self._writer.get_by_ids(ids, model)
 
     def batch_delete(self, ids_or_records: Iterable[str | int | Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         """Mark records deleted (soft delete): they stay readable with `last_action: DELETED`."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from sync_pipeline.sdk.context import Checkpoint, SyncContext
+from sync_pipeline.sdk.context import Checkpoint, MetadataSink, SyncContext
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.progress import Progress, ProgressSink
 from sync_pipeline.sdk.oauth import TokenSource
@@ -82,6 +82,7 @@ def run_sync(
     transport: httpx.BaseTransport | None = None,
     on_progress: ProgressSink | None = None,
     tokens: TokenSource | None = None,
+    on_metadata: MetadataSink | None = None,
 ) -> RunOutcome:
     """Run `sync` for one connection and variant; raises whatever the sync raises, deleting nothing then."""
     if mode.reset:
@@ -111,6 +112,7 @@ def run_sync(
         progress=Progress(sync.name, log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}"), sink=on_progress),
         tokens=tokens,
         tally=generation,
+        on_metadata=on_metadata,
     ) as ctx:
         try:
             sync.fn(ctx)
