@@ -5,8 +5,10 @@ No `from __future__ import annotations` here: Dagster inspects the `context` ann
 
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 from dagster import (
+    MAX_RUNTIME_SECONDS_TAG,
     AssetExecutionContext,
     AssetSelection,
     AssetsDefinition,
@@ -41,6 +43,7 @@ from sync_pipeline.store import CredentialsError, EncryptionKeyError, StreamKey,
 from sync_pipeline.vocabulary import CONNECTION_TAG, MODE_INCREMENTAL, MODE_TAG, PARTITION_TAG
 
 RESOURCE_KEY = "sync_pipeline"
+MONITOR_GRACE = timedelta(minutes=2)  # how long past its timeout a stuck run is left before Dagster terminates it
 
 
 def partition_id(sync: SyncDefinition, partition_key: str) -> str:
@@ -49,11 +52,16 @@ def partition_id(sync: SyncDefinition, partition_key: str) -> str:
 
 
 def run_tags(sync: SyncDefinition, connection_id: str, variant: str, mode: str = MODE_INCREMENTAL) -> dict[str, str]:
-    """Tags of a sync run: its mode, and the keys `dagster.yaml` limits concurrency by."""
+    """Tags of a sync run: its mode, the keys `dagster.yaml` limits concurrency by, and its maximum run time.
+
+    The run stops itself at the sync's `timeout` with our reason (sdk/deadline.py); Dagster's run monitoring
+    terminates it `MONITOR_GRACE` later should it be stuck where that check is never reached.
+    """
     return {
         MODE_TAG: mode,
         PARTITION_TAG: partition_id(sync, make_partition_key(connection_id, variant)),
         CONNECTION_TAG: f"{sync.integration.name}/{connection_id}",
+        MAX_RUNTIME_SECONDS_TAG: str(int(sync.timeout_seconds + MONITOR_GRACE.total_seconds())),
     }
 
 

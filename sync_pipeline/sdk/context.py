@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from sync_pipeline.sdk.deadline import RunDeadline
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.http import build_client
@@ -218,8 +219,11 @@ class SyncContext:
         tokens: TokenSource | None = None,
         tally: str | None = None,
         on_metadata: MetadataSink | None = None,
+        deadline: RunDeadline | None = None,
     ) -> None:
         self.sync = sync
+        # The run's maximum run time (the sync's `timeout`), checked by every request, page, save and checkpoint.
+        self.deadline = deadline or RunDeadline(sync.timeout_seconds)
         self.connection = connection
         self.variant = variant
         self._on_metadata = on_metadata
@@ -256,7 +260,12 @@ class SyncContext:
     def http(self) -> httpx.Client:
         """An httpx client on the provider's API, authenticated for this connection, retrying 429/5xx."""
         client = build_client(
-            self.sync.integration, self.connection, on_retry=self._on_retry, transport=self._transport, tokens=self._tokens
+            self.sync.integration,
+            self.connection,
+            on_retry=self._on_retry,
+            transport=self._transport,
+            tokens=self._tokens,
+            run_deadline=self.deadline,
         )
         client.event_hooks["request"].append(lambda _request: self.progress.request())
         return client
@@ -290,6 +299,7 @@ class SyncContext:
     def _counted(self, pages: Iterator[Page]) -> Iterator[Page]:
         """The pages, each counted into the run's progress as it arrives."""
         for page in pages:
+            self.deadline.check()
             self.progress.page(len(page))
             yield page
 
@@ -356,6 +366,7 @@ class SyncContext:
 
     def save_checkpoint(self, checkpoint: Mapping[str, Any]) -> None:
         """Record progress that survives a crash: the next run resumes from it."""
+        self.deadline.check()
         self._checkpoint = validate_checkpoint(checkpoint)
         self._on_checkpoint(self._checkpoint)
 
@@ -367,10 +378,12 @@ class SyncContext:
 
     def batch_save(self, records: Sequence[Mapping[str, Any] | BaseModel], model: str | type[BaseModel]) -> None:
         """Validate and save records; identical ones are no change, a duplicate id keeps the first."""
+        self.deadline.check()
         self.progress.saved_records(self._writer.save(records, model))
 
     def batch_update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         """Merge partial records (each with its `id`) into the stored ones; unknown ids are skipped."""
+        self.deadline.check()
         self.progress.saved_records(self._writer.update(partials, model))
 
     def get_records_by_id(self, ids: Iterable[str | int], model: str | type[BaseModel]) -> dict[str, dict[str, Any]]:
@@ -380,6 +393,7 @@ class SyncContext:
 
     def batch_delete(self, ids_or_records: Iterable[str | int | Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         """Mark records deleted (soft delete): they stay readable with `last_action: DELETED`."""
+        self.deadline.check()
         self._writer.delete(ids_or_records, model)
 
 

@@ -3,9 +3,27 @@ and a `reset` trigger while a run of the partition is in progress."""
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from pydantic import BaseModel
+
+from sync_pipeline.orchestration.assets import run_tags
+from sync_pipeline.orchestration.notifications import run_webhook_tick
+from sync_pipeline.orchestration.scheduling import evaluate_schedule, runs_in_flight
+from sync_pipeline.sdk import CursorPagination, Integration, Registry, SyncContext, SyncError
+from sync_pipeline.settings import WebhookSettings
+from sync_pipeline.store import utcnow
 from sync_pipeline_tests.api.conftest import import_acme
+from sync_pipeline_tests.declared import api_over, connect
+from sync_pipeline_tests.harness import SyncHarness
 
 KEY = {"provider_config_key": "acme", "connection_id": "conn-1"}
+PAGES = CursorPagination(cursor_path="next", cursor_param="cursor", limit_param="limit", limit=2)
 
 
 def status_of(client, sync: str = "contacts") -> dict:
@@ -28,3 +46,86 @@ def test_a_paginator_handed_the_same_cursor_twice_fails_the_run_naming_the_curso
     assert status["status"] == "ERROR"
     assert status["error"]["type"] == "RepeatedCursor"
     assert "'2'" in status["error"]["message"] and "/contacts" in status["error"]["message"]
+
+
+# -- a maximum run time --------------------------------------------------------------------------------------
+
+patient = Integration("patient", base_url="https://api.acme.invalid")
+
+
+class PatientContact(BaseModel):
+    id: str
+    name: str
+
+
+@patient.sync(models=[PatientContact], name="contacts", timeout=timedelta(seconds=2))
+def patient_contacts(ctx: SyncContext) -> None:
+    """Every contact, within two seconds."""
+    for page in ctx.paginate("/contacts", PAGES, data_path="items"):
+        ctx.batch_save([{"id": c["id"], "name": c["name"]} for c in page], PatientContact)
+
+
+patient_registry = Registry.of(patient)
+
+
+@pytest.fixture
+def patient_api(instance, store) -> Iterator[httpx.Client]:
+    with api_over(patient_registry, instance, store) as client:
+        yield client
+
+
+@pytest.fixture
+def patient_runs(instance, store, database_url) -> SyncHarness:
+    return SyncHarness(instance, store, database_url, patient_registry)
+
+
+def test_a_run_past_its_maximum_run_time_is_stopped_fails_saying_so_and_frees_its_partition(
+    patient_api, patient_runs, acme, instance, store, webhook_receiver
+):
+    acme.put("c1", "Ada")
+    connect(patient_api, "patient", acme)
+    acme.stall_next(10)  # the provider holds the first request unanswered for 10 seconds
+
+    started = time.monotonic()
+    result = patient_runs.run("patient", "contacts", "conn-1")
+
+    assert not result.success
+    assert time.monotonic() - started < 8, "stopped at its 2 second timeout, not when the provider answered"
+    [status] = patient_api.get("/sync/status", params={"syncs": "contacts", "provider_config_key": "patient", "connection_id": "conn-1"}).json()["syncs"]
+    assert status["status"] == "ERROR"
+    assert status["error"]["type"] == "RunTimedOut"
+    assert "maximum run time of 2 seconds" in status["error"]["message"]
+
+    settings = WebhookSettings(url=webhook_receiver.url, signing_key="k", send_empty=False)
+    run_webhook_tick(instance, store, patient_registry, settings, 0)
+    [(_, body)] = webhook_receiver.received()
+    sent = json.loads(body)
+    assert sent["success"] is False
+    assert sent["error"]["description"].startswith("RunTimedOut: the run went past the sync's maximum run time of 2 seconds")
+
+    # The partition is free again: nothing holds it, and the next run (the provider answers now) succeeds.
+    assert runs_in_flight(instance, {"patient__contacts"}) == set()
+    assert patient_runs.run("patient", "contacts", "conn-1").success
+
+
+def test_every_scheduled_run_carries_its_maximum_run_time_for_dagsters_run_monitoring(patient_api, acme, instance, store):
+    connect(patient_api, "patient", acme)
+
+    tick = evaluate_schedule(instance, store, patient_registry, utcnow())
+
+    [request] = tick.requests
+    # Dagster's run monitoring terminates a run stuck where the sync's own deadline is never checked.
+    assert request.tags["dagster/max_runtime"] == str(2 + 120)
+    assert acme_contacts_tag() == str(24 * 3600 + 120), "a sync that declares no timeout has Nango's 24 hours"
+
+
+def acme_contacts_tag() -> str:
+    from sync_pipeline_tests.acme import acme as acme_integration
+
+    return run_tags(acme_integration.syncs["contacts"], "conn-1", "base")["dagster/max_runtime"]
+
+
+@pytest.mark.parametrize("timeout", [0, -5, "1h", timedelta(0)])
+def test_a_timeout_that_is_not_a_positive_duration_is_refused(timeout):
+    with pytest.raises(SyncError, match="timeout is a positive timedelta or number of seconds"):
+        patient.sync(models=[PatientContact], name="bad", timeout=timeout)

@@ -9,12 +9,11 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from sync_pipeline.api import create_app
 from sync_pipeline.sdk import CursorPagination, Integration, Registry, SyncContext
-from sync_pipeline_tests.fakes.server import ServedApp
+from sync_pipeline_tests.declared import api_over
+from sync_pipeline_tests.declared import connect as connect_to
 from sync_pipeline_tests.harness import SyncHarness
 
-SECRET = "script-features-secret"
 scripted = Integration("scripted", base_url="https://api.acme.invalid")
 PAGES = CursorPagination(cursor_path="next", cursor_param="cursor", limit_param="limit", limit=2)
 seen_by_id: list[dict] = []  # what each run of `enriched` read back with get_records_by_id
@@ -49,19 +48,12 @@ def runs(instance, store, database_url) -> SyncHarness:
 
 @pytest.fixture
 def api(instance, store) -> Iterator[httpx.Client]:
-    app = create_app(registry=registry, instance=instance, store=store, secret_key=SECRET)
-    with ServedApp(app) as served:
-        with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {SECRET}"}, timeout=30) as client:
-            yield client
+    with api_over(registry, instance, store) as client:
+        yield client
 
 
 def connect(api: httpx.Client, acme, metadata: dict) -> None:
-    response = api.post("/connections", json={
-        "provider_config_key": "scripted", "connection_id": "conn-1",
-        "credentials": {"type": "API_KEY", "apiKey": acme.token},
-        "connection_config": {"base_url": acme.url}, "metadata": metadata,
-    })  # fmt: skip
-    assert response.status_code == 200, response.text
+    connect_to(api, "scripted", acme, metadata)
 
 
 def metadata_of(api: httpx.Client) -> dict:
