@@ -28,6 +28,7 @@ MODE_TAG = "sync_pipeline/mode"
 PARTITION_TAG = "sync_pipeline/partition"
 CONNECTION_TAG = "sync_pipeline/connection"
 DAGSTER_PARTITION_TAG = "dagster/partition"  # set by Dagster on every run of a partition
+CANCELED_BY_TAG = "sync_pipeline/canceled_by"  # added to a run stopped by a reset trigger: why, for its error
 
 # A run in one of these holds its partition: no second run is requested, and `/sync/status` says RUNNING.
 IN_FLIGHT = (

@@ -25,11 +25,19 @@ from sync_pipeline.api.fields import (
 from sync_pipeline.api.status import SyncStatus, partition_status
 from sync_pipeline.keys import InvalidPartitionKey, make_partition_key
 from sync_pipeline.orchestration.assets import partition_id
+from sync_pipeline.orchestration.cancellation import cancel_partition_runs
 from sync_pipeline.orchestration.lifecycle import add_partition, remove_partition, variant_name
 from sync_pipeline.sdk.declaration import Integration, SyncDefinition
 from sync_pipeline.sdk.frequency import UNIT_NAMES, InvalidFrequency, describe_frequency, parse_frequency
-from sync_pipeline.store import PARTITION_CAPPED, PARTITION_EXISTS, PartitionRow, utcnow
-from sync_pipeline.vocabulary import BASE_VARIANT, MODE_CLEAR_CACHE, MODE_FULL_REFRESH, MODE_INCREMENTAL, RunModeName
+from sync_pipeline.store import PARTITION_CAPPED, PARTITION_EXISTS, PartitionRow, to_iso, utcnow
+from sync_pipeline.vocabulary import (
+    BASE_VARIANT,
+    MODE_CLEAR_CACHE,
+    MODE_FULL_REFRESH,
+    MODE_INCREMENTAL,
+    RESET_MODES,
+    RunModeName,
+)
 
 MAX_VARIANTS = 100  # per sync and connection, the base variant counted
 
@@ -187,11 +195,18 @@ def select_partitions(services: Services, selection: Selection) -> list[Target]:
 
 @endpoint(body=TriggerBody, response=Success)
 def trigger(call: Call) -> dict[str, Any]:
-    """Queue a run of each selected partition at the scheduler's next tick, in the requested mode."""
+    """Queue a run of each selected partition at the scheduler's next tick, in the requested mode.
+
+    A reset (`full_refresh`, `full_refresh_and_clear_cache`) first cancels the partition's queued or started
+    run: the new run replaces it, and starts once it has stopped (one run per partition).
+    """
     body: TriggerBody = call.parse_body(with_headers(call, call.json()))
     now = utcnow()
     for sync, row in select_partitions(call.services, body):
         call.services.store.partitions.trigger(row.integration, sync.name, row.partition_key, body.mode, now)
+        if body.mode in RESET_MODES:
+            reason = f"canceled by a {body.mode} trigger at {to_iso(now)}, which queued a new run"
+            cancel_partition_runs(call.services.instance, sync, row.partition_key, reason)
     return {"success": True}
 
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from sync_pipeline.keys import InvalidPartitionKey, make_partition_key, parse_partition_key
 from sync_pipeline.orchestration.automation import records_version
+from sync_pipeline.orchestration.cancellation import stop_reason
 from sync_pipeline.orchestration.checks import check_results, check_specs
 from sync_pipeline.orchestration.credentials import CredentialKeeper
 from sync_pipeline.orchestration.failures import ERROR_TYPE_KEY
@@ -168,6 +169,7 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
                 log=context.log,
                 tokens=CredentialKeeper(store, sync.integration, connection),
                 on_metadata=on_metadata,
+                stop_requested=lambda: stop_reason(context.instance, context.run_id),
             )
     except Exception as error:  # noqa: BLE001 - every failure reaches people as its type and message
         raise Failure(description=describe_error(error), metadata={ERROR_TYPE_KEY: type(error).__name__}) from error

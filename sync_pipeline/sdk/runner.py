@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from sync_pipeline.sdk.context import Checkpoint, MetadataSink, SyncContext
+from sync_pipeline.sdk.deadline import RunDeadline
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.progress import Progress, ProgressSink
 from sync_pipeline.sdk.oauth import TokenSource
@@ -83,8 +84,13 @@ def run_sync(
     on_progress: ProgressSink | None = None,
     tokens: TokenSource | None = None,
     on_metadata: MetadataSink | None = None,
+    stop_requested: Callable[[], str | None] | None = None,
 ) -> RunOutcome:
-    """Run `sync` for one connection and variant; raises whatever the sync raises, deleting nothing then."""
+    """Run `sync` for one connection and variant; raises whatever the sync raises, deleting nothing then.
+
+    The run stops with `RunTimedOut` past the sync's `timeout`, and with `RunCanceled` once `stop_requested`
+    gives a reason (both checked at every request, page, save and checkpoint).
+    """
     if mode.reset:
         state = PartitionState()
     resume = state.resume
@@ -113,6 +119,7 @@ def run_sync(
         tokens=tokens,
         tally=generation,
         on_metadata=on_metadata,
+        deadline=RunDeadline(sync.timeout_seconds, stop_requested),
     ) as ctx:
         try:
             sync.fn(ctx)
