@@ -28,7 +28,7 @@ from sync_pipeline.orchestration.assets import partition_id
 from sync_pipeline.orchestration.cancellation import cancel_partition_runs
 from sync_pipeline.orchestration.lifecycle import add_partition, remove_partition, variant_name
 from sync_pipeline.sdk.declaration import Integration, SyncDefinition
-from sync_pipeline.sdk.frequency import UNIT_NAMES, InvalidFrequency, describe_frequency, parse_frequency
+from sync_pipeline.sdk.frequency import UNIT_NAMES, InvalidFrequency, read_frequency
 from sync_pipeline.store import PARTITION_CAPPED, PARTITION_EXISTS, PartitionRow, to_iso, utcnow
 from sync_pipeline.vocabulary import (
     BASE_VARIANT,
@@ -79,12 +79,14 @@ _LISTED_VARIANT = rf"base|(?!{any_case('base')}\s*(,|$))[A-Za-z0-9_-]{{1,255}}"
 _QUERY_REF = rf"\s*[^,:\x00\s][^,:\x00]*(::({_LISTED_VARIANT})?)?\s*"
 _UNIT = "(" + "|".join(any_case(unit) for unit in sorted(UNIT_NAMES, key=len, reverse=True)) + ")"
 _AMOUNT = rf"([0-9]+(\.[0-9]+)?|{any_case('half')}|{any_case('an')}|{any_case('a')})"
+_CRON = rf"{any_case('cron')}:\s*\S+(\s+\S+){{4}}"
 Frequency = Annotated[
     str,
     WithJsonSchema({
         "type": "string",
-        "pattern": rf"^\s*({any_case('every')}\s+)?({_AMOUNT}\s*)?{_UNIT}\s*$",
-        "description": "every 5 minutes, every hour, 30m, 1h, 1d...: from 30 seconds to 365 days",
+        "pattern": rf"^\s*(({any_case('every')}\s+)?({_AMOUNT}\s*)?{_UNIT}|{_CRON})\s*$",
+        "description": "every 5 minutes, every hour, 30m, 1h, 1d...: from 30 seconds to 365 days; "
+        "or a cron expression in UTC, `cron: 0 * * * *`",
     }),
 ]
 
@@ -243,7 +245,7 @@ def update_frequency(call: Call) -> dict[str, Any]:
     """Set a partition's own frequency, or (null) return it to the sync's default."""
     body: FrequencyBody = call.parse_body(with_headers(call, call.json()))
     try:
-        seconds = parse_frequency(body.frequency) if body.frequency is not None else None
+        own = read_frequency(body.frequency) if body.frequency is not None else None
     except InvalidFrequency as error:
         raise invalid("body", "frequency", str(error)) from None
     selection = Selection(
@@ -252,11 +254,16 @@ def update_frequency(call: Call) -> dict[str, Any]:
         connection_id=body.connection_id,
     )
     [(sync, row)] = select_partitions(call.services, selection)
-    effective = seconds or sync.frequency_seconds
+    effective = own or sync.frequency_for()
     call.services.store.partitions.set_frequency(
-        row.integration, sync.name, row.partition_key, seconds, effective_seconds=effective, now=utcnow()
+        row.integration,
+        sync.name,
+        row.partition_key,
+        own.seconds if own is not None and own.cron is None else None,
+        cron=own.cron if own is not None else None,
+        next_due=effective.next_due(utcnow()),
     )
-    return {"frequency": describe_frequency(effective)}
+    return {"frequency": effective.describe()}
 
 
 @endpoint(path=VariantPath, body=VariantBody, response=CreatedVariant)

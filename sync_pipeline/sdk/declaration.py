@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from sync_pipeline.sdk.deadline import DEFAULT_TIMEOUT, timeout_seconds
 from sync_pipeline.sdk.errors import SyncError
-from sync_pipeline.sdk.frequency import parse_frequency
+from sync_pipeline.sdk.frequency import CRON_PREFIX, Frequency, parse_frequency, read_frequency
 from sync_pipeline.sdk.http import DEFAULT_REQUEST_DEADLINE
 from sync_pipeline.vocabulary import SYNC_TYPES, SyncType
 
@@ -55,7 +55,14 @@ class SyncDefinition:
 
     @property
     def frequency_seconds(self) -> int:
+        """Seconds between runs (for a cron frequency, its shortest gap)."""
         return parse_frequency(self.frequency)
+
+    def frequency_for(self, seconds: int | None = None, cron: str | None = None) -> Frequency:
+        """A partition's frequency: its own (seconds or a cron expression, set through the API), else the sync's."""
+        if cron:
+            return read_frequency(f"{CRON_PREFIX} {cron}")
+        return Frequency(seconds) if seconds else read_frequency(self.frequency)
 
     @property
     def model_names(self) -> list[str]:

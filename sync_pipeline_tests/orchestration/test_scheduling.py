@@ -80,7 +80,7 @@ def test_a_partition_is_due_again_once_its_frequency_elapsed_with_a_new_run_key(
 
 def test_a_frequency_override_sets_the_next_due_time(connected, store):
     key = connected.add_partition("acme", "contacts", "conn-1")
-    store.partitions.set_frequency("acme", "contacts", key, 300, effective_seconds=300, now=utcnow())
+    store.partitions.set_frequency("acme", "contacts", key, 300, next_due=utcnow() + timedelta(seconds=300))
 
     assert len(tick(connected)) == 1
 
