@@ -21,13 +21,25 @@ from sync_pipeline.sdk.http import build_client
 from sync_pipeline.sdk.oauth import TokenSource
 from sync_pipeline.sdk.pagination import Page, Paginator, without_repeats
 from sync_pipeline.sdk.progress import Progress
-from sync_pipeline.store import ChangeCounts, ChangeQuery, Connection, PreparedRecord, RecordsCache, StreamKey, utcnow
+from sync_pipeline.store import (
+    ChangeCounts,
+    ChangeQuery,
+    Connection,
+    PreparedRecord,
+    RecordsCache,
+    StreamKey,
+    WriteGuard,
+    utcnow,
+)
 
 Checkpoint = dict[str, str | int | float | bool]
 CHECKPOINT_MAX_KEYS = 16
 CHECKPOINT_MAX_STRING = 4000
 RECORD_ID_MAX = 255
 REASONS_KEPT = 5  # rejections logged one by one and quoted in the summary; the rest are only counted
+# Nango's merging strategies: the default, and leaving alone what another writer changed since the run began.
+OVERRIDE, IGNORE_IF_MODIFIED_AFTER = "override", "ignore_if_modified_after_cursor"
+STRATEGY_NAMES = {OVERRIDE: OVERRIDE, IGNORE_IF_MODIFIED_AFTER: IGNORE_IF_MODIFIED_AFTER, "ignore_if_modified_after": IGNORE_IF_MODIFIED_AFTER}
 IDS_PER_READ = 500  # ids per query of get_records_by_id: well under every database's bound-parameter limit
 # Writes the connection's metadata (replacing it, or merging top-level keys with `merge=True`).
 MetadataSink = Callable[[dict[str, Any], bool], None]
@@ -104,6 +116,7 @@ class RecordWriter:
         self._generation = generation
         self._log = log
         self._tally = tally  # the run generation whose counts every write adds to (see RecordsCache.begin_tally)
+        self.guards: dict[str, WriteGuard] = {}  # per model: the merging strategy ignore_if_modified_after_cursor
 
     def stream(self, model: str | type[BaseModel]) -> StreamKey:
         name = model if isinstance(model, str) else model.__name__
@@ -116,9 +129,10 @@ class RecordWriter:
         key = self.stream(model_cls)
         self.ledger.add(key.model, ChangeCounts())
         if prepared:
-            self.ledger.add(
-                key.model, self._cache.save(key, prepared, utcnow(), generation=self._generation, tally=self._tally)
+            counts = self._cache.save(
+                key, prepared, utcnow(), generation=self._generation, tally=self._tally, guard=self.guards.get(key.model)
             )
+            self.ledger.add(key.model, counts)
         return len(prepared)
 
     def update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> int:
@@ -129,7 +143,12 @@ class RecordWriter:
             raise SyncError(f"batch_update of {model_cls.__name__}: records at positions {missing[:5]} have no 'id'")
         key = self.stream(model_cls)
         counts = self._cache.merge(
-            key, [dict(p) for p in partials], lambda rows: self._prepare(model_cls, rows), utcnow(), tally=self._tally
+            key,
+            [dict(p) for p in partials],
+            lambda rows: self._prepare(model_cls, rows),
+            utcnow(),
+            tally=self._tally,
+            guard=self.guards.get(key.model),
         )
         self.ledger.add(key.model, counts)
         return len(partials)
@@ -150,7 +169,8 @@ class RecordWriter:
         model_cls = self.sync.model(model)
         ids = [str(item["id"]) if isinstance(item, Mapping) else str(item) for item in ids_or_records]
         key = self.stream(model_cls)
-        self.ledger.add(key.model, ChangeCounts(deleted=self._cache.delete(key, ids, utcnow(), tally=self._tally)))
+        deleted = self._cache.delete(key, ids, utcnow(), tally=self._tally, guard=self.guards.get(key.model))
+        self.ledger.add(key.model, ChangeCounts(deleted=deleted))
 
     def _prepare(
         self, model_cls: type[BaseModel], records: Sequence[Mapping[str, Any] | BaseModel]
@@ -220,6 +240,7 @@ class SyncContext:
         tally: str | None = None,
         on_metadata: MetadataSink | None = None,
         deadline: RunDeadline | None = None,
+        began_at_seq: Mapping[str, int] | None = None,
     ) -> None:
         self.sync = sync
         # The run's maximum run time (the sync's `timeout`), checked by every request, page, save and checkpoint.
@@ -227,6 +248,7 @@ class SyncContext:
         self.connection = connection
         self.variant = variant
         self._on_metadata = on_metadata
+        self._began_at_seq = dict(began_at_seq or {})  # per model: the stream's last change when this run began
         self.last_sync_date = last_sync_date
         self.log = log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}")
         self._writer = RecordWriter(
@@ -385,6 +407,33 @@ class SyncContext:
         """Merge partial records (each with its `id`) into the stored ones; unknown ids are skipped."""
         self.deadline.check()
         self.progress.saved_records(self._writer.update(partials, model))
+
+    def set_merging_strategy(self, strategy: str, model: str | type[BaseModel] | None = None) -> None:
+        """How this run's saves, updates and deletes treat records changed by someone else since it began
+        (Nango's setMergingStrategy), for `model` or every model of the sync:
+
+        - `"override"` (the default): the run's version wins.
+        - `"ignore_if_modified_after_cursor"` (or `"ignore_if_modified_after"`): a record a provider webhook
+          wrote after this run began is left as the webhook wrote it; a scheduled poll that read it
+          earlier never overwrites it. The run's own writes it may overwrite again.
+        """
+        name = STRATEGY_NAMES.get(strategy)
+        if name is None:
+            raise SyncError(f"merging strategy {strategy!r} is not one of {sorted(STRATEGY_NAMES)}")
+        models = [self.sync.model(model).__name__] if model is not None else self.sync.model_names
+        for each in models:
+            if name == OVERRIDE:
+                self._writer.guards.pop(each, None)
+            elif each not in self._writer.guards:
+                began = self._began_at_seq.get(each)
+                if began is None:
+                    raise SyncError("this context does not know where its run began: it cannot ignore later changes")
+                self._writer.guards[each] = WriteGuard(after_seq=began)
+
+    @property
+    def records_kept(self) -> dict[str, int]:
+        """Per model: writes left out because another writer had changed the record since the run began."""
+        return {model: guard.kept for model, guard in self._writer.guards.items() if guard.kept}
 
     def get_records_by_id(self, ids: Iterable[str | int], model: str | type[BaseModel]) -> dict[str, dict[str, Any]]:
         """The records this sync saved with these ids, by id (Nango's getRecordsById); ids not cached,

@@ -103,6 +103,8 @@ def run_sync(
             cache.clear(key)
     # Counted in the database per generation: a resumed run's webhook covers its earlier attempts too.
     low_watermarks = {model: cache.begin_tally(key, generation) for model, key in streams.items()}
+    # Where this attempt began, for the merging strategy: a resumed attempt starts after its earlier ones' writes.
+    began_at_seq = {model: cache.last_seq(key) for model, key in streams.items()} if resume else low_watermarks
 
     with SyncContext(
         sync=sync,
@@ -120,11 +122,14 @@ def run_sync(
         tally=generation,
         on_metadata=on_metadata,
         deadline=RunDeadline(sync.timeout_seconds, stop_requested),
+        began_at_seq=began_at_seq,
     ) as ctx:
         try:
             sync.fn(ctx)
         finally:
             ctx.progress.report()  # the last line says where the run got, finished or not
+            for model, kept in ctx.records_kept.items():
+                ctx.log.info(f"{model}: {kept} write(s) left out: a webhook had changed those records since the run began")
             summary = ctx.ledger.invalid_summary()
             if summary:
                 ctx.log.warning(summary)
