@@ -204,6 +204,7 @@ def test_a_reset_trigger_stops_the_partitions_started_run_and_the_new_one_runs_n
     assert status_of(client)["status"] == "STOPPED"
     reason = run_failure(instance, started[0].run_id)
     assert reason.type == "RunCanceled" and "canceled by a full_refresh trigger" in reason.message
+    assert client.get("/connections", params={"integrationId": "acme"}).json()["connections"][0]["errors"] == []
     assert runs_in_flight(instance, {"acme__contacts"}) == set(), "the partition is free for the new run"
     [new] = [r for r in evaluate_schedule(instance, store, harness.registry, utcnow()).requests if r.job_name == "acme__contacts"]
     assert new.tags[MODE_TAG] == "full_refresh"
