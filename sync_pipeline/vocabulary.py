@@ -29,6 +29,7 @@ PARTITION_TAG = "sync_pipeline/partition"
 CONNECTION_TAG = "sync_pipeline/connection"
 ALLOW_MASS_DELETE_TAG = "sync_pipeline/allow_mass_delete"  # "true": the trigger let the run through the guard
 DAGSTER_PARTITION_TAG = "dagster/partition"  # set by Dagster on every run of a partition
+CANCELED_BY_TAG = "sync_pipeline/canceled_by"  # added to a run stopped by a reset trigger: why, for its error
 
 # A run in one of these holds its partition: no second run is requested, and `/sync/status` says RUNNING.
 IN_FLIGHT = (

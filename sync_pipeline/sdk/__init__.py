@@ -22,6 +22,7 @@ from sync_pipeline.sdk.pagination import (
     OffsetPagination,
     Page,
     PagePagination,
+    RepeatedCursor,
 )
 from sync_pipeline.sdk.provider_webhooks import ProviderWebhookContext, UnknownWebhookConnection, WebhookRejected
 from sync_pipeline.store import Connection
@@ -44,6 +45,7 @@ __all__ = [
     "PagePagination",
     "ProviderError",
     "RefreshRefused",
+    "RepeatedCursor",
     "Registry",
     "RetryPolicy",
     "SyncContext",

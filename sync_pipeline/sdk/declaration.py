@@ -12,8 +12,9 @@ import httpx
 from pydantic import BaseModel
 
 from sync_pipeline.sdk.deletions import DEFAULT_MAX_DELETED_SHARE
+from sync_pipeline.sdk.deadline import DEFAULT_TIMEOUT, timeout_seconds
 from sync_pipeline.sdk.errors import SyncError
-from sync_pipeline.sdk.frequency import parse_frequency
+from sync_pipeline.sdk.frequency import CRON_PREFIX, Frequency, parse_frequency, read_frequency
 from sync_pipeline.sdk.http import DEFAULT_REQUEST_DEADLINE
 from sync_pipeline.vocabulary import SYNC_TYPES, SyncType
 
@@ -54,10 +55,18 @@ class SyncDefinition:
     max_deleted_share: float = DEFAULT_MAX_DELETED_SHARE
     # The models whose records a successful (full refresh) run did not see become deleted.
     deleted_models: tuple[str, ...] = ()
+    timeout_seconds: float = DEFAULT_TIMEOUT.total_seconds()  # a run's maximum run time
 
     @property
     def frequency_seconds(self) -> int:
+        """Seconds between runs (for a cron frequency, its shortest gap)."""
         return parse_frequency(self.frequency)
+
+    def frequency_for(self, seconds: int | None = None, cron: str | None = None) -> Frequency:
+        """A partition's frequency: its own (seconds or a cron expression, set through the API), else the sync's."""
+        if cron:
+            return read_frequency(f"{CRON_PREFIX} {cron}")
+        return Frequency(seconds) if seconds else read_frequency(self.frequency)
 
     @property
     def model_names(self) -> list[str]:
@@ -152,6 +161,7 @@ class Integration:
         webhook_subscriptions: Iterable[str] = (),
         max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE,
         max_deleted_share: float = DEFAULT_MAX_DELETED_SHARE,
+        timeout: timedelta | float = DEFAULT_TIMEOUT,
     ) -> Callable[[Callable[["SyncContext"], None]], SyncDefinition]:
         """Declare a sync: the decorated function receives a `SyncContext` and saves batches of records.
 
@@ -159,6 +169,7 @@ class Integration:
         A run fails when more than `max_invalid_share` (0 to 1) of one model's records fail validation, and
         deletes nothing and fails when it would delete more than `max_deleted_share` of a model's records
         (a connection's metadata `max_deleted_share` overrides it; see sdk/deletions.py).
+        A run is stopped, and fails saying so, after `timeout` (a timedelta or seconds; 24 hours by default).
         """
         models = tuple(models)
         for limit_name, share in (("max_invalid_share", max_invalid_share), ("max_deleted_share", max_deleted_share)):
@@ -180,6 +191,7 @@ class Integration:
             if not MODEL_PATTERN.match(model.__name__):
                 raise SyncError(f"model name {model.__name__!r} must match {MODEL_PATTERN.pattern}")
         parse_frequency(frequency)
+        max_seconds = timeout_seconds(timeout)
 
         def decorate(fn: Callable[["SyncContext"], None]) -> SyncDefinition:
             sync_name = name or fn.__name__.replace("_", "-")
@@ -210,6 +222,7 @@ class Integration:
                 webhook_subscriptions=tuple(webhook_subscriptions),
                 max_invalid_share=float(max_invalid_share),
                 max_deleted_share=float(max_deleted_share),
+                timeout_seconds=max_seconds,
             )
             self.syncs[sync_name] = definition
             return definition

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from sync_pipeline.sdk.context import Checkpoint, SyncContext
+from sync_pipeline.sdk.context import Checkpoint, MetadataSink, SyncContext
+from sync_pipeline.sdk.deadline import RunDeadline
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.deletions import DEFAULT_MAX_DELETED_SHARE, DeletionSweeper, Sweep, deletion_limit, guard
 from sync_pipeline.sdk.progress import REPORT_EVERY_SECONDS, Progress
@@ -91,8 +92,14 @@ def run_sync(
     on_progress: ProgressRecorder | None = None,
     tokens: TokenSource | None = None,
     progress_every: float = REPORT_EVERY_SECONDS,
+    on_metadata: MetadataSink | None = None,
+    stop_requested: Callable[[], str | None] | None = None,
 ) -> RunOutcome:
-    """Run `sync` for one connection and variant; raises whatever the sync raises, deleting nothing then."""
+    """Run `sync` for one connection and variant; raises whatever the sync raises, deleting nothing then.
+
+    The run stops with `RunTimedOut` past the sync's `timeout`, and with `RunCanceled` once `stop_requested`
+    gives a reason (both checked at every request, page, save and checkpoint).
+    """
     streams = {model: StreamKey(sync.integration.name, connection.connection_id, model, variant) for model in sync.model_names}
     if mode.reset:
         state = PartitionState()
@@ -106,6 +113,8 @@ def run_sync(
     limit, limit_source = deletion_limit(sync.max_deleted_share, connection.metadata)  # bad metadata fails first
     # Counted in the database per generation: a resumed run's webhook covers its earlier attempts too.
     low_watermarks = {model: cache.begin_tally(key, generation) for model, key in streams.items()}
+    # Where this attempt began, for the merging strategy: a resumed attempt starts after its earlier ones' writes.
+    began_at_seq = {model: cache.last_seq(key) for model, key in streams.items()} if resume else low_watermarks
     # A cache-clearing run writes into shadows that replace the streams when it succeeds: readers keep seeing
     # the old records until then, and a run that fails changes nothing.
     shadows = {model: cache.shadow(key, generation) for model, key in streams.items()} if mode.clear_cache else {}
@@ -134,11 +143,16 @@ def run_sync(
         tally=generation,
         redirect=shadows,
         sweeper=sweeper,
+        on_metadata=on_metadata,
+        deadline=RunDeadline(sync.timeout_seconds, stop_requested),
+        began_at_seq=began_at_seq,
     ) as ctx:
         try:
             sync.fn(ctx)
         finally:
             ctx.progress.report()  # the last line says where the run got, finished or not
+            for model, kept in ctx.records_kept.items():
+                ctx.log.info(f"{model}: {kept} write(s) left out: a webhook had changed those records since the run began")
             summary = ctx.ledger.invalid_summary()
             if summary:
                 ctx.log.warning(summary)
