@@ -82,7 +82,9 @@ def test_issues_by_repository_is_an_empty_table_before_any_github_sync(sync, ins
 def test_the_example_code_location_declares_the_sync_assets_it_reads_and_runs_its_automation():
     graph = defs.resolve_asset_graph()
     summary = graph.get(slack_user_summary.key)
-    assert summary.automation_condition is not None and summary.automation_condition.get_label() == "on_records_changed"
+    assert summary.automation_condition is not None and summary.automation_condition.get_label() == "eager"
+    across = graph.get(issues_by_repository.key)
+    assert across.automation_condition is not None and across.automation_condition.get_label() == "on_records_changed"
     assert not graph.get(AssetKey(["slack", "SlackUser"])).is_materializable, "synced by sync_pipeline, not here"
     [automation] = defs.sensors
     assert automation.default_status.value == "RUNNING"
