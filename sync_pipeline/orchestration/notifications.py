@@ -38,7 +38,7 @@ from sync_pipeline.settings import WebhookSettings
 from sync_pipeline.store import PartitionRow, Store, from_iso, utcnow
 from sync_pipeline.notifications.delivery import deliver_due
 from sync_pipeline.notifications.payloads import SyncSubject, failure_body, success_body
-from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, INCREMENTAL, INITIAL, MODE_TAG, RESET_MODES
+from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, EVERY_SENSOR_LOOP, INCREMENTAL, INITIAL, MODE_TAG, RESET_MODES
 
 # The name deployed instances know: a renamed sensor would start from cursor 0 and re-send old events.
 SENSOR_NAME = "sync_pipeline_webhooks"
@@ -67,7 +67,7 @@ def build_notifications_sensor(registry: Registry):
 
     @sensor(
         name=SENSOR_NAME,
-        minimum_interval_seconds=5,
+        minimum_interval_seconds=EVERY_SENSOR_LOOP,
         default_status=DefaultSensorStatus.RUNNING,
         description="Sends the app a webhook per model of each finished or failed sync run; retries deliveries.",
     )
