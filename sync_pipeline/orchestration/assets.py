@@ -162,24 +162,25 @@ def execute_sync(
     except Exception as error:  # noqa: BLE001 - every failure reaches people as its type and message
         raise Failure(description=describe_error(error), metadata={ERROR_TYPE_KEY: type(error).__name__}) from error
     for model in sync.model_names:
-        yield from _report(sync, outcome, model, partition, mode_name)
+        yield from _report(sync, outcome, model, connection_id, variant, mode_name)
     # Dagster has stored the materializations or observations (and so the run's final checkpoint) before resuming us.
     store.partitions.clear_progress(integration, sync.name, partition, outcome.generation)
 
 
 def _report(
-    sync: SyncDefinition, outcome: RunOutcome, model: str, partition: str, mode: str
+    sync: SyncDefinition, outcome: RunOutcome, model: str, connection_id: str, variant: str, mode: str
 ) -> Iterator[MaterializeResult | AssetObservation | AssetCheckResult]:
     """What one model's run tells Dagster: a materialization when its records changed (or on a partition's first
     run, so it is not missing), else an observation with the same metadata: the run is recorded (state, freshness,
     status and webhooks read both) without waking downstream assets."""
-    integration, (connection_id, variant) = sync.integration.name, parse_partition_key(partition)
+    integration = sync.integration.name
     key = asset_key(integration, model)
     metadata = RunMetadata.of_run(outcome, integration, model, connection_id, variant, mode)
     checks = check_results(key, outcome, model)
     if metadata.changed or metadata.kind == INITIAL:
         yield MaterializeResult(asset_key=key, metadata=metadata.to_dagster(), check_results=checks)
         return
+    partition = make_partition_key(connection_id, variant)
     yield AssetObservation(asset_key=key, partition=partition, metadata=metadata.to_dagster())
     yield from checks
 
