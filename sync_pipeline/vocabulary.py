@@ -27,6 +27,8 @@ RESET_MODES = frozenset({MODE_FULL_REFRESH, MODE_CLEAR_CACHE})  # runs that forg
 MODE_TAG = "sync_pipeline/mode"
 PARTITION_TAG = "sync_pipeline/partition"
 CONNECTION_TAG = "sync_pipeline/connection"
+# Set by the scale-out run launcher on a run whose Celery worker died under it: not the sync's fault.
+WORKER_LOST_TAG = "sync_pipeline/worker_lost"
 DAGSTER_PARTITION_TAG = "dagster/partition"  # set by Dagster on every run of a partition
 
 # A run in one of these holds its partition: no second run is requested, and `/sync/status` says RUNNING.
