@@ -1,4 +1,4 @@
-"""The instance's `run_launcher:` and `run_monitoring:` blocks for scale-out mode, rendered when a broker is set."""
+"""The instance's `run_launcher:`, `compute_logs:` and `run_monitoring:` blocks for scale-out mode, rendered when a broker is set."""
 
 from __future__ import annotations
 
