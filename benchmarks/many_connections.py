@@ -110,9 +110,10 @@ def run(server: str, connections: int, workers: int, concurrency: int) -> dict:
 
             with ThreadPoolExecutor(8) as pool:
                 list(pool.map(create, range(connections)))
-            arrival = _wait_for_webhooks(receiver, set(created), timeout=60 + connections * 3)
+            arrival = _wait_for_webhooks(receiver, set(created), timeout=120 + connections * 6)
             finished, cpu_end, own_end = time.time(), cpu_seconds(), process_tree_cpu(roots)
             role_cpu = {role: (process_tree_cpu(pids) - role_start[role]) / connections for role, pids in roles.items()}
+            sizes = _sizes_per_sync(url, connections)
         finally:
             for child in children:
                 try:
@@ -127,8 +128,22 @@ def run(server: str, connections: int, workers: int, concurrency: int) -> dict:
             "cpu_per_sync": (cpu_end - cpu_start) / connections,
             "own_cpu_per_sync": (own_end - own_start) / connections,
             "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
-            "seconds": finished - started, "webhooks": len(receiver.bodies), "roles": role_cpu,
+            "seconds": finished - started, "webhooks": len(receiver.bodies), "roles": role_cpu, "sizes": sizes,
         }  # fmt: skip
+
+
+def _sizes_per_sync(url: str, connections: int) -> dict[str, float]:
+    """KB a sync adds to the database: all of it, Dagster's event log, and the records cache."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        size = lambda sql: conn.execute(text(sql)).scalar() / 1024 / connections  # noqa: E731
+        result = {"database": size("SELECT pg_database_size(current_database())"),
+                  "event log": size("SELECT pg_total_relation_size('event_logs')"),
+                  "records": size("SELECT pg_total_relation_size('sp_records')")}  # fmt: skip
+    engine.dispose()
+    return result
 
 
 def _wait_until_ready(api: str, env: dict, workers: int) -> None:
@@ -189,6 +204,7 @@ def main() -> None:
         print(f"{name:28} {r['syncs_per_minute']:10.1f} {r['cpu_per_sync']:11.3f} {r['own_cpu_per_sync']:10.3f} {r['p50']:7.1f} "
               f"{r['p99']:7.1f} {r['seconds']:7.1f} {r['webhooks']:9d}")  # fmt: skip
         print(f"{'':28} own CPU-s a sync by process: " + ", ".join(f"{k} {v:.3f}" for k, v in r["roles"].items()))
+        print(f"{'':28} KB a sync in PostgreSQL: " + ", ".join(f"{k} {v:.1f}" for k, v in r["sizes"].items()))
     if len(results) == 2:
         default, celery = results.values()
         print(f"celery / default syncs a minute: {celery['syncs_per_minute'] / default['syncs_per_minute']:.1f}x")
