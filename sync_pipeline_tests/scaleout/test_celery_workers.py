@@ -15,10 +15,9 @@ from sync_pipeline_tests.fakes.slack import SlackApi
 from sync_pipeline_tests.scaleout.deployment import kill_group, scaleout_deployment
 
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
-REDIS = "redis://127.0.0.1:6379/0"
 
 
-def _slack(users: int, **settings) -> SlackApi:
+def slack_api(users: int, **settings) -> SlackApi:
     api = SlackApi()
     for index in range(users):
         api.put(f"U{index:03d}", f"Member{index}")
@@ -29,7 +28,7 @@ def _slack(users: int, **settings) -> SlackApi:
 
 @pytest.fixture(scope="module")
 def slack():
-    api = _slack(20)
+    api = slack_api(20)
     with ServedApp(api) as served:
         api.url = served.url
         yield api
@@ -60,7 +59,7 @@ def test_thirty_connections_sync_on_two_workers_with_exact_counts_and_one_webhoo
 
 def test_a_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(rabbitmq_deployment):
     deployment = rabbitmq_deployment
-    slow = _slack(20, max_page=2, page_delay=0.6)  # ten pages of two users, each saved as a checkpoint
+    slow = slack_api(20, max_page=2, page_delay=0.6)  # ten pages of two users, each saved as a checkpoint
     with ServedApp(slow) as served:
         slow.url = served.url
         received = {name: _runs_received(worker) for name, worker in deployment.workers.items()}
@@ -102,15 +101,3 @@ def _wait_for_success_webhook(deployment, connection_id: str, timeout: float) ->
 def _runs_received(worker) -> int:
     worker.drain()
     return sum("execute_job" in line and "received" in line for line in worker.lines)
-
-
-def test_on_redis_connections_sync_on_two_workers(tmp_path_factory, slack):
-    with scaleout_deployment(REDIS, tmp_path_factory.mktemp("redis_home")) as deployment:
-        connection_ids = {f"redis{index}" for index in range(4)}
-        for connection_id in sorted(connection_ids):
-            deployment.create_slack_connection(connection_id, slack)
-
-        webhooks = deployment.wait_for_webhooks(connection_ids, timeout=120)
-
-        assert Counter(hook["connectionId"] for hook in webhooks) == {connection_id: 1 for connection_id in connection_ids}
-        assert all(hook["responseResults"] == {"added": 20, "updated": 0, "deleted": 0} for hook in webhooks)
