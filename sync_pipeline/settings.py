@@ -28,15 +28,35 @@ def database_url() -> str:
     return f"sqlite:///{dagster_home() / 'sync_pipeline.db'}"
 
 
+SECONDARY_SUFFIX = "~2"  # appended to a delivery id for its copy to the secondary URL
+
+
 @dataclass(frozen=True)
 class WebhookSettings:
+    """Where webhooks to the app go: `url` (a connection's `webhook_url_override` wins over it) and, when
+    set, `secondary_url` too, which receives a copy of every webhook (as Nango's second webhook URL)."""
+
     url: str | None
     signing_key: str | None
     send_empty: bool
+    secondary_url: str | None = None
+
+    def destinations(self, primary: str | None) -> list[tuple[str, str]]:
+        """(delivery id suffix, URL) of each copy of a webhook whose first destination is `primary`."""
+        found = [("", primary)] if primary else []
+        if self.secondary_url and self.secondary_url != primary:
+            found.append((SECONDARY_SUFFIX, self.secondary_url))
+        return found
+
+    @property
+    def trusted_urls(self) -> frozenset[str]:
+        """The operator's own URLs: they may reach private addresses (see sync_pipeline.destinations)."""
+        return frozenset(url for url in (self.url, self.secondary_url) if url)
 
     @classmethod
     def from_env(cls) -> "WebhookSettings":
         return cls(
+            secondary_url=os.environ.get("SYNC_PIPELINE_WEBHOOK_URL_SECONDARY") or None,
             url=os.environ.get("SYNC_PIPELINE_WEBHOOK_URL") or None,
             signing_key=os.environ.get("SYNC_PIPELINE_WEBHOOK_SIGNING_KEY")
             or os.environ.get("SYNC_PIPELINE_SECRET_KEY")

@@ -30,6 +30,7 @@ CONNECTION_TAG = "sync_pipeline/connection"
 # Set by the scale-out run launcher on a run whose Celery worker died under it: not the sync's fault.
 WORKER_LOST_TAG = "sync_pipeline/worker_lost"
 DAGSTER_PARTITION_TAG = "dagster/partition"  # set by Dagster on every run of a partition
+CANCELED_BY_TAG = "sync_pipeline/canceled_by"  # added to a run stopped by a reset trigger: why, for its error
 
 # A run in one of these holds its partition: no second run is requested, and `/sync/status` says RUNNING.
 IN_FLIGHT = (

@@ -13,7 +13,6 @@ from sync_pipeline.orchestration.failures import run_failure
 from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
 from sync_pipeline.orchestration.state import last_run
 from sync_pipeline.sdk.declaration import SyncDefinition
-from sync_pipeline.sdk.frequency import describe_frequency
 from sync_pipeline.store import PartitionRow, from_iso
 from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, IN_FLIGHT
 
@@ -87,7 +86,7 @@ def partition_status(instance: DagsterInstance, sync: SyncDefinition, row: Parti
         "status": status,
         "finishedAt": _iso(run.end_time) if run is not None and run.end_time else None,
         "nextScheduledSyncAt": None if row.paused else row.next_due_at,
-        "frequency": describe_frequency(row.frequency_seconds or sync.frequency_seconds),
+        "frequency": sync.frequency_for(row.frequency_seconds, row.frequency_cron).describe(),
         "latestResult": {
             model: {"added": meta.added, "updated": meta.updated, "deleted": meta.deleted}
             for model, meta in latest.items()

@@ -25,11 +25,19 @@ from sync_pipeline.api.fields import (
 from sync_pipeline.api.status import SyncStatus, partition_status
 from sync_pipeline.keys import InvalidPartitionKey, make_partition_key
 from sync_pipeline.orchestration.assets import partition_id
+from sync_pipeline.orchestration.cancellation import cancel_partition_runs
 from sync_pipeline.orchestration.lifecycle import add_partition, remove_partition, variant_name
 from sync_pipeline.sdk.declaration import Integration, SyncDefinition
-from sync_pipeline.sdk.frequency import UNIT_NAMES, InvalidFrequency, describe_frequency, parse_frequency
-from sync_pipeline.store import PARTITION_CAPPED, PARTITION_EXISTS, PartitionRow, utcnow
-from sync_pipeline.vocabulary import BASE_VARIANT, MODE_CLEAR_CACHE, MODE_FULL_REFRESH, MODE_INCREMENTAL, RunModeName
+from sync_pipeline.sdk.frequency import UNIT_NAMES, InvalidFrequency, read_frequency
+from sync_pipeline.store import PARTITION_CAPPED, PARTITION_EXISTS, PartitionRow, to_iso, utcnow
+from sync_pipeline.vocabulary import (
+    BASE_VARIANT,
+    MODE_CLEAR_CACHE,
+    MODE_FULL_REFRESH,
+    MODE_INCREMENTAL,
+    RESET_MODES,
+    RunModeName,
+)
 
 MAX_VARIANTS = 100  # per sync and connection, the base variant counted
 
@@ -71,12 +79,14 @@ _LISTED_VARIANT = rf"base|(?!{any_case('base')}\s*(,|$))[A-Za-z0-9_-]{{1,255}}"
 _QUERY_REF = rf"\s*[^,:\x00\s][^,:\x00]*(::({_LISTED_VARIANT})?)?\s*"
 _UNIT = "(" + "|".join(any_case(unit) for unit in sorted(UNIT_NAMES, key=len, reverse=True)) + ")"
 _AMOUNT = rf"([0-9]+(\.[0-9]+)?|{any_case('half')}|{any_case('an')}|{any_case('a')})"
+_CRON = rf"{any_case('cron')}:\s*\S+(\s+\S+){{4}}"
 Frequency = Annotated[
     str,
     WithJsonSchema({
         "type": "string",
-        "pattern": rf"^\s*({any_case('every')}\s+)?({_AMOUNT}\s*)?{_UNIT}\s*$",
-        "description": "every 5 minutes, every hour, 30m, 1h, 1d...: from 30 seconds to 365 days",
+        "pattern": rf"^\s*(({any_case('every')}\s+)?({_AMOUNT}\s*)?{_UNIT}|{_CRON})\s*$",
+        "description": "every 5 minutes, every hour, 30m, 1h, 1d...: from 30 seconds to 365 days; "
+        "or a cron expression in UTC, `cron: 0 * * * *`",
     }),
 ]
 
@@ -187,11 +197,18 @@ def select_partitions(services: Services, selection: Selection) -> list[Target]:
 
 @endpoint(body=TriggerBody, response=Success)
 def trigger(call: Call) -> dict[str, Any]:
-    """Queue a run of each selected partition at the scheduler's next tick, in the requested mode."""
+    """Queue a run of each selected partition at the scheduler's next tick, in the requested mode.
+
+    A reset (`full_refresh`, `full_refresh_and_clear_cache`) first cancels the partition's queued or started
+    run: the new run replaces it, and starts once it has stopped (one run per partition).
+    """
     body: TriggerBody = call.parse_body(with_headers(call, call.json()))
     now = utcnow()
     for sync, row in select_partitions(call.services, body):
         call.services.store.partitions.trigger(row.integration, sync.name, row.partition_key, body.mode, now)
+        if body.mode in RESET_MODES:
+            reason = f"canceled by a {body.mode} trigger at {to_iso(now)}, which queued a new run"
+            cancel_partition_runs(call.services.instance, sync, row.partition_key, reason)
     return {"success": True}
 
 
@@ -228,7 +245,7 @@ def update_frequency(call: Call) -> dict[str, Any]:
     """Set a partition's own frequency, or (null) return it to the sync's default."""
     body: FrequencyBody = call.parse_body(with_headers(call, call.json()))
     try:
-        seconds = parse_frequency(body.frequency) if body.frequency is not None else None
+        own = read_frequency(body.frequency) if body.frequency is not None else None
     except InvalidFrequency as error:
         raise invalid("body", "frequency", str(error)) from None
     selection = Selection(
@@ -237,11 +254,16 @@ def update_frequency(call: Call) -> dict[str, Any]:
         connection_id=body.connection_id,
     )
     [(sync, row)] = select_partitions(call.services, selection)
-    effective = seconds or sync.frequency_seconds
+    effective = own or sync.frequency_for()
     call.services.store.partitions.set_frequency(
-        row.integration, sync.name, row.partition_key, seconds, effective_seconds=effective, now=utcnow()
+        row.integration,
+        sync.name,
+        row.partition_key,
+        own.seconds if own is not None and own.cron is None else None,
+        cron=own.cron if own is not None else None,
+        next_due=effective.next_due(utcnow()),
     )
-    return {"frequency": describe_frequency(effective)}
+    return {"frequency": effective.describe()}
 
 
 @endpoint(path=VariantPath, body=VariantBody, response=CreatedVariant)

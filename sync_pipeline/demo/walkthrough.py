@@ -31,6 +31,7 @@ WEBHOOK_TIMEOUT = 30.0
 CONNECTION = "acme"
 # Variables of the caller's environment the demo must not inherit: it is self-contained, on SQLite in its own home.
 NOT_INHERITED = ("SYNC_PIPELINE_DATABASE_URL", "SYNC_PIPELINE_SECRET_KEY", "SYNC_PIPELINE_WEBHOOK_URL",
+                 "SYNC_PIPELINE_WEBHOOK_URL_SECONDARY",
                  "SYNC_PIPELINE_WEBHOOK_SIGNING_KEY", "SYNC_PIPELINE_INTEGRATIONS", "SYNC_PIPELINE_ENCRYPTION_KEY")  # fmt: skip
 
 

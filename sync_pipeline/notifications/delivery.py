@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -56,7 +57,7 @@ def deliver_due(
     log_: DeliveryLog,
     signing_key: str | None,
     *,
-    trusted_url: str | None = None,
+    trusted_url: str | Collection[str] | None = None,
     now: datetime | None = None,
     budget_seconds: float = 30.0,
     limit: int = 5000,
@@ -66,7 +67,8 @@ def deliver_due(
     Each round sends the first pending delivery of every partition; once one is delivered, the next of its
     partition is due in the following round, so a backlog drains in order within the call. Deliveries not
     started within `budget_seconds` stay due for the next call. Only `trusted_url` (the operator's
-    SYNC_PIPELINE_WEBHOOK_URL) may reach a private address, unless they are allowed for all URLs.
+    SYNC_PIPELINE_WEBHOOK_URL; a collection of URLs: the secondary one too) may reach a private address,
+    unless they are allowed for all URLs.
     """
     now = now or utcnow()
     counts = {DELIVERED: 0, PENDING: 0, FAILED: 0}
@@ -92,11 +94,14 @@ def deliver_due(
 class _Senders:
     """Which guarded client posts a delivery: the private-capable one only for a trusted URL."""
 
-    def __init__(self, private: httpx.Client, public: httpx.Client, trusted_url: str | None, allow_private: bool) -> None:
-        self.private, self.public, self.trusted_url, self.allow_private = private, public, trusted_url, allow_private
+    def __init__(
+        self, private: httpx.Client, public: httpx.Client, trusted_url: str | Collection[str] | None, allow_private: bool
+    ) -> None:
+        trusted = {trusted_url} if isinstance(trusted_url, str) else set(trusted_url or ())
+        self.private, self.public, self.trusted_urls, self.allow_private = private, public, trusted, allow_private
 
     def post(self, delivery: Delivery, signing_key: str | None) -> Attempt:
-        trusted = self.allow_private or delivery.url == self.trusted_url
+        trusted = self.allow_private or delivery.url in self.trusted_urls
         return post(self.private if trusted else self.public, delivery, signing_key, allow_private=trusted)
 
 

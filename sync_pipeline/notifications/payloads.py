@@ -105,6 +105,19 @@ def auth_refresh_failure_body(
     return encode(body)
 
 
+def forward_body(integration: str, connection_id: str, payload: Any) -> str:
+    """Nango's `forward` webhook: a provider's webhook as it came, for the connection it was attributed to."""
+    return encode(
+        {
+            "from": integration,
+            "type": "forward",
+            "connectionId": connection_id,
+            "providerConfigKey": integration,
+            "payload": payload,
+        }
+    )
+
+
 def signature_headers(body: bytes, signing_key: str | None) -> dict[str, str]:
     """`X-Nango-Hmac-Sha256` (HMAC of the body) and the legacy `X-Nango-Signature` (SHA-256 of key + body)."""
     if not signing_key:

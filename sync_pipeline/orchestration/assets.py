@@ -5,8 +5,10 @@ No `from __future__ import annotations` here: Dagster inspects the `context` ann
 
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 from dagster import (
+    MAX_RUNTIME_SECONDS_TAG,
     AssetExecutionContext,
     AssetSelection,
     AssetsDefinition,
@@ -25,21 +27,24 @@ from pydantic import BaseModel
 
 from sync_pipeline.keys import InvalidPartitionKey, make_partition_key, parse_partition_key
 from sync_pipeline.orchestration.automation import records_version
+from sync_pipeline.orchestration.cancellation import stop_reason
 from sync_pipeline.orchestration.checks import check_results, check_specs
 from sync_pipeline.orchestration.credentials import CredentialKeeper
 from sync_pipeline.orchestration.failures import ERROR_TYPE_KEY
+from sync_pipeline.orchestration.lifecycle import add_base_partitions
 from sync_pipeline.orchestration.records_input import IO_MANAGER_KEY
 from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.run_errors import recording_run_errors
 from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
 from sync_pipeline.orchestration.state import read_partition_state
 from sync_pipeline.sdk.declaration import SyncDefinition
-from sync_pipeline.sdk.errors import describe_error
+from sync_pipeline.sdk.errors import SyncError, describe_error
 from sync_pipeline.sdk.runner import RunMode, run_sync
 from sync_pipeline.store import CredentialsError, EncryptionKeyError, StreamKey, from_iso, utcnow
 from sync_pipeline.vocabulary import CONNECTION_TAG, MODE_INCREMENTAL, MODE_TAG, PARTITION_TAG
 
 RESOURCE_KEY = "sync_pipeline"
+MONITOR_GRACE = timedelta(minutes=2)  # how long past its timeout a stuck run is left before Dagster terminates it
 
 
 def partition_id(sync: SyncDefinition, partition_key: str) -> str:
@@ -48,11 +53,16 @@ def partition_id(sync: SyncDefinition, partition_key: str) -> str:
 
 
 def run_tags(sync: SyncDefinition, connection_id: str, variant: str, mode: str = MODE_INCREMENTAL) -> dict[str, str]:
-    """Tags of a sync run: its mode, and the keys `dagster.yaml` limits concurrency by."""
+    """Tags of a sync run: its mode, the keys `dagster.yaml` limits concurrency by, and its maximum run time.
+
+    The run stops itself at the sync's `timeout` with our reason (sdk/deadline.py); Dagster's run monitoring
+    terminates it `MONITOR_GRACE` later should it be stuck where that check is never reached.
+    """
     return {
         MODE_TAG: mode,
         PARTITION_TAG: partition_id(sync, make_partition_key(connection_id, variant)),
         CONNECTION_TAG: f"{sync.integration.name}/{connection_id}",
+        MAX_RUNTIME_SECONDS_TAG: str(int(sync.timeout_seconds + MONITOR_GRACE.total_seconds())),
     }
 
 
@@ -140,6 +150,12 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
             integration, sync.name, partition, generation=generation, started_at=started_at, checkpoint=checkpoint
         )
 
+    def on_metadata(metadata, merge) -> None:
+        # As the metadata routes do: all or nothing, and a base variant the new metadata asks for appears.
+        if not store.connections.set_metadata(integration, [connection_id], metadata, merge=merge):
+            raise SyncError(f"connection {connection_id!r} of {integration!r} no longer exists")
+        add_base_partitions(context.instance, store, sync.integration, store.connections.get(integration, connection_id))
+
     try:
         with recording_run_errors(store, integration, connection_id, partition_id(sync, partition), context.run_id):
             outcome = run_sync(
@@ -152,6 +168,8 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
                 on_checkpoint=on_checkpoint,
                 log=context.log,
                 tokens=CredentialKeeper(store, sync.integration, connection),
+                on_metadata=on_metadata,
+                stop_requested=lambda: stop_reason(context.instance, context.run_id),
             )
     except Exception as error:  # noqa: BLE001 - every failure reaches people as its type and message
         raise Failure(description=describe_error(error), metadata={ERROR_TYPE_KEY: type(error).__name__}) from error

@@ -159,8 +159,8 @@ class CredentialKeeper:
         message = self._failure_message(connection.connection_id, reason)
         self.store.connection_errors.record(self.integration.name, connection.connection_id, AUTH, message)
         settings = self._settings or WebhookSettings.from_env()
-        url = connection.webhook_url_override or settings.url
-        if not url:
+        destinations = settings.destinations(connection.webhook_url_override or settings.url)
+        if not destinations:
             return
         body = auth_refresh_failure_body(
             connection.connection_id,
@@ -171,4 +171,5 @@ class CredentialKeeper:
         )
         identity = f"{self.integration.name}/{connection.connection_id}/{connection.credentials_version}"
         delivery_id = "auth-" + hashlib.sha256(identity.encode()).hexdigest()[:40]
-        self.store.deliveries.enqueue(delivery_id, url, body)
+        for suffix, url in destinations:
+            self.store.deliveries.enqueue(delivery_id + suffix, url, body)

@@ -83,7 +83,7 @@ def evaluate_freshness(instance: DagsterInstance, store: Store, sync: SyncDefini
     result = Freshness(checked=len(active), paused=len(rows) - len(active))
     if not active:
         return result
-    windows = {row.partition_key: 2 * (row.frequency_seconds or sync.frequency_seconds) for row in active}
+    windows = {row.partition_key: 2 * sync.frequency_for(row.frequency_seconds, row.frequency_cron).seconds for row in active}
     since = now - timedelta(seconds=max(windows.values()))
     last = _last_successful_runs(instance, asset_key(sync.integration.name, sync.model_names[0]), since)
     for row in active:

@@ -98,7 +98,7 @@ def run_webhook_tick(
     report.enqueued = collector.enqueued
     # Without a given `now`, each step takes its own: what was just enqueued is due to deliver_due.
     report.delivered = deliver_due(
-        log, settings.signing_key, trusted_url=settings.url, now=now, budget_seconds=budget_seconds
+        log, settings.signing_key, trusted_url=settings.trusted_urls, now=now, budget_seconds=budget_seconds
     )
     report.pruned = log.prune(now or utcnow())
     return report
@@ -267,10 +267,10 @@ class _Collector:
         return self._overrides[subject.integration].get(subject.connection_id) or self.settings.url
 
     def _enqueue(self, delivery_id: str, subject: SyncSubject, body: str, partition: str, event_seq: int) -> None:
-        """Log a delivery; those of one partition go out in the order of their events' storage ids."""
-        url = self._url(subject)
-        if url:
-            self._pending.append((delivery_id, url, body, partition, event_seq))
+        """Log a delivery to the app's URL and one to the secondary URL; those of one partition to one URL go
+        out in the order of their events' storage ids (a secondary receiver that is down holds up only its own)."""
+        for suffix, url in self.settings.destinations(self._url(subject)):
+            self._pending.append((_bounded_id(delivery_id + suffix), url, body, partition + suffix, event_seq))
 
 
 def _iso(timestamp: float) -> str:

@@ -84,8 +84,7 @@ def evaluate_schedule(
             skipped += 1  # a pending trigger or due time stays for a later tick
             continue
         requests.append(run_request(sync, row))
-        frequency = row.frequency_seconds or sync.frequency_seconds
-        next_due = now + timedelta(seconds=frequency)
+        next_due = sync.frequency_for(row.frequency_seconds, row.frequency_cron).next_due(now)
         store.partitions.mark_requested(row, next_due)
     return Tick(requests, added, removed, skipped, cursor, retries)
 

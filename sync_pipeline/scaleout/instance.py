@@ -1,4 +1,4 @@
-"""The instance's `run_launcher:`, `compute_logs:` and `run_monitoring:` blocks for scale-out mode, rendered when a broker is set."""
+"""The instance's `run_launcher:` and `compute_logs:` blocks for scale-out mode, rendered when a broker is set."""
 
 from __future__ import annotations
 
@@ -80,13 +80,4 @@ run_launcher:
 compute_logs:
   module: dagster._core.storage.noop_compute_log_manager
   class: NoOpComputeLogManager
-
-# A worker that dies mid-run (SIGKILL, a lost machine) leaves its run STARTED: the monitor asks the launcher
-# about each started run every poll_interval_seconds and fails it when its worker is gone, so the scheduler
-# runs the partition again and it resumes from its checkpoint. No resume_run: our retry is the resumption.
-run_monitoring:
-  enabled: true
-  start_timeout_seconds: 300   # launched but never started (a message lost with its worker): failed after this
-  poll_interval_seconds: 10
-  max_resume_run_attempts: 0
 """

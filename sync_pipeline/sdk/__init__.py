@@ -21,6 +21,7 @@ from sync_pipeline.sdk.pagination import (
     OffsetPagination,
     Page,
     PagePagination,
+    RepeatedCursor,
 )
 from sync_pipeline.sdk.provider_webhooks import ProviderWebhookContext, UnknownWebhookConnection, WebhookRejected
 from sync_pipeline.store import Connection
@@ -42,6 +43,7 @@ __all__ = [
     "PagePagination",
     "ProviderError",
     "RefreshRefused",
+    "RepeatedCursor",
     "Registry",
     "RetryPolicy",
     "SyncContext",

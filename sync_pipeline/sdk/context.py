@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
@@ -13,19 +14,35 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from sync_pipeline.sdk.deadline import RunDeadline
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.errors import SyncError
 from sync_pipeline.sdk.http import build_client
 from sync_pipeline.sdk.oauth import TokenSource
-from sync_pipeline.sdk.pagination import Page, Paginator
+from sync_pipeline.sdk.pagination import Page, Paginator, without_repeats
 from sync_pipeline.sdk.progress import Progress
-from sync_pipeline.store import ChangeCounts, Connection, PreparedRecord, RecordsCache, StreamKey, utcnow
+from sync_pipeline.store import (
+    ChangeCounts,
+    ChangeQuery,
+    Connection,
+    PreparedRecord,
+    RecordsCache,
+    StreamKey,
+    WriteGuard,
+    utcnow,
+)
 
 Checkpoint = dict[str, str | int | float | bool]
 CHECKPOINT_MAX_KEYS = 16
 CHECKPOINT_MAX_STRING = 4000
 RECORD_ID_MAX = 255
 REASONS_KEPT = 5  # rejections logged one by one and quoted in the summary; the rest are only counted
+# Nango's merging strategies: the default, and leaving alone what another writer changed since the run began.
+OVERRIDE, IGNORE_IF_MODIFIED_AFTER = "override", "ignore_if_modified_after_cursor"
+STRATEGY_NAMES = {OVERRIDE: OVERRIDE, IGNORE_IF_MODIFIED_AFTER: IGNORE_IF_MODIFIED_AFTER, "ignore_if_modified_after": IGNORE_IF_MODIFIED_AFTER}
+IDS_PER_READ = 500  # ids per query of get_records_by_id: well under every database's bound-parameter limit
+# Writes the connection's metadata (replacing it, or merging top-level keys with `merge=True`).
+MetadataSink = Callable[[dict[str, Any], bool], None]
 # The keys `paginate(..., checkpoint=True)` keeps in the checkpoint: which URL, and where its next page starts.
 PAGINATE_URL, PAGINATE_NEXT = "paginate_url", "paginate_next"
 
@@ -99,6 +116,7 @@ class RecordWriter:
         self._generation = generation
         self._log = log
         self._tally = tally  # the run generation whose counts every write adds to (see RecordsCache.begin_tally)
+        self.guards: dict[str, WriteGuard] = {}  # per model: the merging strategy ignore_if_modified_after_cursor
 
     def stream(self, model: str | type[BaseModel]) -> StreamKey:
         name = model if isinstance(model, str) else model.__name__
@@ -111,9 +129,10 @@ class RecordWriter:
         key = self.stream(model_cls)
         self.ledger.add(key.model, ChangeCounts())
         if prepared:
-            self.ledger.add(
-                key.model, self._cache.save(key, prepared, utcnow(), generation=self._generation, tally=self._tally)
+            counts = self._cache.save(
+                key, prepared, utcnow(), generation=self._generation, tally=self._tally, guard=self.guards.get(key.model)
             )
+            self.ledger.add(key.model, counts)
         return len(prepared)
 
     def update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> int:
@@ -124,16 +143,34 @@ class RecordWriter:
             raise SyncError(f"batch_update of {model_cls.__name__}: records at positions {missing[:5]} have no 'id'")
         key = self.stream(model_cls)
         counts = self._cache.merge(
-            key, [dict(p) for p in partials], lambda rows: self._prepare(model_cls, rows), utcnow(), tally=self._tally
+            key,
+            [dict(p) for p in partials],
+            lambda rows: self._prepare(model_cls, rows),
+            utcnow(),
+            tally=self._tally,
+            guard=self.guards.get(key.model),
         )
         self.ledger.add(key.model, counts)
         return len(partials)
+
+    def get_by_ids(self, ids: Iterable[str | int], model: str | type[BaseModel]) -> dict[str, dict[str, Any]]:
+        """The cached records with these ids, by id; ids not cached, deleted or pruned are absent."""
+        key = self.stream(self.sync.model(model))
+        wanted = list(dict.fromkeys(str(record_id) for record_id in ids))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), IDS_PER_READ):
+            chunk = wanted[start : start + IDS_PER_READ]
+            for stored in self._cache.changes(key, ChangeQuery(limit=len(chunk), ids=tuple(chunk))):
+                if stored.deleted_at is None and stored.payload is not None:
+                    found[stored.record_id] = json.loads(stored.payload)
+        return found
 
     def delete(self, ids_or_records: Iterable[str | int | Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         model_cls = self.sync.model(model)
         ids = [str(item["id"]) if isinstance(item, Mapping) else str(item) for item in ids_or_records]
         key = self.stream(model_cls)
-        self.ledger.add(key.model, ChangeCounts(deleted=self._cache.delete(key, ids, utcnow(), tally=self._tally)))
+        deleted = self._cache.delete(key, ids, utcnow(), tally=self._tally, guard=self.guards.get(key.model))
+        self.ledger.add(key.model, ChangeCounts(deleted=deleted))
 
     def _prepare(
         self, model_cls: type[BaseModel], records: Sequence[Mapping[str, Any] | BaseModel]
@@ -201,10 +238,17 @@ class SyncContext:
         progress: Progress | None = None,
         tokens: TokenSource | None = None,
         tally: str | None = None,
+        on_metadata: MetadataSink | None = None,
+        deadline: RunDeadline | None = None,
+        began_at_seq: Mapping[str, int] | None = None,
     ) -> None:
         self.sync = sync
+        # The run's maximum run time (the sync's `timeout`), checked by every request, page, save and checkpoint.
+        self.deadline = deadline or RunDeadline(sync.timeout_seconds)
         self.connection = connection
         self.variant = variant
+        self._on_metadata = on_metadata
+        self._began_at_seq = dict(began_at_seq or {})  # per model: the stream's last change when this run began
         self.last_sync_date = last_sync_date
         self.log = log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}")
         self._writer = RecordWriter(
@@ -238,7 +282,12 @@ class SyncContext:
     def http(self) -> httpx.Client:
         """An httpx client on the provider's API, authenticated for this connection, retrying 429/5xx."""
         client = build_client(
-            self.sync.integration, self.connection, on_retry=self._on_retry, transport=self._transport, tokens=self._tokens
+            self.sync.integration,
+            self.connection,
+            on_retry=self._on_retry,
+            transport=self._transport,
+            tokens=self._tokens,
+            run_deadline=self.deadline,
         )
         client.event_hooks["request"].append(lambda _request: self.progress.request())
         return client
@@ -259,16 +308,20 @@ class SyncContext:
     ) -> Iterator[Page]:
         """Pages of `url`'s items (found at `data_path` in each body); `start` resumes from a `Page.next`.
 
+        A provider that gives back a cursor or next URL already followed fails the run (`RepeatedCursor`).
+
         With `checkpoint=True` the page cursor is checkpointed once each page has been handled, a run that
         crashed resumes `url` after the last page it handled, and the cursor is cleared when `url` is done.
         """
         if not checkpoint:
-            return self._counted(paginator.pages(self.http, url, dict(params or {}), data_path, start))
+            pages = paginator.pages(self.http, url, dict(params or {}), data_path, start)
+            return self._counted(without_repeats(pages, url, start))
         return self._counted(self._checkpointed_pages(url, paginator, dict(params or {}), data_path))
 
     def _counted(self, pages: Iterator[Page]) -> Iterator[Page]:
         """The pages, each counted into the run's progress as it arrives."""
         for page in pages:
+            self.deadline.check()
             self.progress.page(len(page))
             yield page
 
@@ -282,7 +335,7 @@ class SyncContext:
     ) -> Iterator[Page]:
         saved = self._checkpoint or {}
         start = saved.get(PAGINATE_NEXT) if saved.get(PAGINATE_URL) == url else None
-        for page in paginator.pages(self.http, url, params, data_path, start):
+        for page in without_repeats(paginator.pages(self.http, url, params, data_path, start), url, start):
             yield page  # the sync handles the page before the generator resumes: only then is it done
             if page.next is not None:
                 self.save_checkpoint({**(self._checkpoint or {}), PAGINATE_URL: url, PAGINATE_NEXT: page.next})
@@ -297,6 +350,26 @@ class SyncContext:
     def get_metadata(self) -> dict[str, Any]:
         """The connection's metadata: customer-specific config; a variant's own settings under its name."""
         return dict(self.connection.metadata)
+
+    def set_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Replace the connection's metadata, as `POST /connection/{id}/metadata` does (Nango's setMetadata)."""
+        self._write_metadata(metadata, merge=False)
+
+    def update_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Merge top-level keys into the connection's metadata, as `PATCH /connection/{id}/metadata` does."""
+        self._write_metadata(metadata, merge=True)
+
+    def _write_metadata(self, metadata: Mapping[str, Any], *, merge: bool) -> None:
+        if not isinstance(metadata, Mapping):
+            raise SyncError(f"connection metadata is a dict, not {type(metadata).__name__}")
+        try:
+            clean = json.loads(json.dumps(dict(metadata)))  # stored as JSON: refuse what would not round-trip
+        except (TypeError, ValueError) as error:
+            raise SyncError(f"connection metadata must be JSON: {error}") from None
+        if self._on_metadata is None:
+            raise SyncError("this context cannot write the connection's metadata")
+        self._on_metadata(clean, merge)
+        self.connection = replace(self.connection, metadata={**self.connection.metadata, **clean} if merge else clean)
 
     @property
     def sync_since(self) -> datetime | None:
@@ -315,6 +388,7 @@ class SyncContext:
 
     def save_checkpoint(self, checkpoint: Mapping[str, Any]) -> None:
         """Record progress that survives a crash: the next run resumes from it."""
+        self.deadline.check()
         self._checkpoint = validate_checkpoint(checkpoint)
         self._on_checkpoint(self._checkpoint)
 
@@ -326,14 +400,49 @@ class SyncContext:
 
     def batch_save(self, records: Sequence[Mapping[str, Any] | BaseModel], model: str | type[BaseModel]) -> None:
         """Validate and save records; identical ones are no change, a duplicate id keeps the first."""
+        self.deadline.check()
         self.progress.saved_records(self._writer.save(records, model))
 
     def batch_update(self, partials: Sequence[Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         """Merge partial records (each with its `id`) into the stored ones; unknown ids are skipped."""
+        self.deadline.check()
         self.progress.saved_records(self._writer.update(partials, model))
+
+    def set_merging_strategy(self, strategy: str, model: str | type[BaseModel] | None = None) -> None:
+        """How this run's saves, updates and deletes treat records changed by someone else since it began
+        (Nango's setMergingStrategy), for `model` or every model of the sync:
+
+        - `"override"` (the default): the run's version wins.
+        - `"ignore_if_modified_after_cursor"` (or `"ignore_if_modified_after"`): a record a provider webhook
+          wrote after this run began is left as the webhook wrote it; a scheduled poll that read it
+          earlier never overwrites it. The run's own writes it may overwrite again.
+        """
+        name = STRATEGY_NAMES.get(strategy)
+        if name is None:
+            raise SyncError(f"merging strategy {strategy!r} is not one of {sorted(STRATEGY_NAMES)}")
+        models = [self.sync.model(model).__name__] if model is not None else self.sync.model_names
+        for each in models:
+            if name == OVERRIDE:
+                self._writer.guards.pop(each, None)
+            elif each not in self._writer.guards:
+                began = self._began_at_seq.get(each)
+                if began is None:
+                    raise SyncError("this context does not know where its run began: it cannot ignore later changes")
+                self._writer.guards[each] = WriteGuard(after_seq=began)
+
+    @property
+    def records_kept(self) -> dict[str, int]:
+        """Per model: writes left out because another writer had changed the record since the run began."""
+        return {model: guard.kept for model, guard in self._writer.guards.items() if guard.kept}
+
+    def get_records_by_id(self, ids: Iterable[str | int], model: str | type[BaseModel]) -> dict[str, dict[str, Any]]:
+        """The records this sync saved with these ids, by id (Nango's getRecordsById); ids not cached,
+        deleted or pruned are absent. For syncs that enrich or diff against what they saved."""
+        return self._writer.get_by_ids(ids, model)
 
     def batch_delete(self, ids_or_records: Iterable[str | int | Mapping[str, Any]], model: str | type[BaseModel]) -> None:
         """Mark records deleted (soft delete): they stay readable with `last_action: DELETED`."""
+        self.deadline.check()
         self._writer.delete(ids_or_records, model)
 
 

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import BaseModel
 
+from sync_pipeline.sdk.deadline import DEFAULT_TIMEOUT, timeout_seconds
 from sync_pipeline.sdk.errors import SyncError
-from sync_pipeline.sdk.frequency import parse_frequency
+from sync_pipeline.sdk.frequency import CRON_PREFIX, Frequency, parse_frequency, read_frequency
 from sync_pipeline.sdk.http import DEFAULT_REQUEST_DEADLINE
 from sync_pipeline.vocabulary import SYNC_TYPES, SyncType
 
@@ -50,10 +51,18 @@ class SyncDefinition:
         return bool(self.base_variant(metadata)) if callable(self.base_variant) else bool(self.base_variant)
     webhook_subscriptions: tuple[str, ...] = ()
     max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE
+    timeout_seconds: float = DEFAULT_TIMEOUT.total_seconds()  # a run's maximum run time
 
     @property
     def frequency_seconds(self) -> int:
+        """Seconds between runs (for a cron frequency, its shortest gap)."""
         return parse_frequency(self.frequency)
+
+    def frequency_for(self, seconds: int | None = None, cron: str | None = None) -> Frequency:
+        """A partition's frequency: its own (seconds or a cron expression, set through the API), else the sync's."""
+        if cron:
+            return read_frequency(f"{CRON_PREFIX} {cron}")
+        return Frequency(seconds) if seconds else read_frequency(self.frequency)
 
     @property
     def model_names(self) -> list[str]:
@@ -135,11 +144,13 @@ class Integration:
         base_variant: bool | Callable[[Mapping[str, Any]], bool] = True,
         webhook_subscriptions: Iterable[str] = (),
         max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE,
+        timeout: timedelta | float = DEFAULT_TIMEOUT,
     ) -> Callable[[Callable[["SyncContext"], None]], SyncDefinition]:
         """Declare a sync: the decorated function receives a `SyncContext` and saves batches of records.
 
         `webhook_subscriptions` names the provider's webhook events the integration's handler applies to it.
         A run fails when more than `max_invalid_share` (0 to 1) of one model's records fail validation.
+        A run is stopped, and fails saying so, after `timeout` (a timedelta or seconds; 24 hours by default).
         """
         models = tuple(models)
         if not 0 <= max_invalid_share <= 1:
@@ -156,6 +167,7 @@ class Integration:
             if not MODEL_PATTERN.match(model.__name__):
                 raise SyncError(f"model name {model.__name__!r} must match {MODEL_PATTERN.pattern}")
         parse_frequency(frequency)
+        max_seconds = timeout_seconds(timeout)
 
         def decorate(fn: Callable[["SyncContext"], None]) -> SyncDefinition:
             sync_name = name or fn.__name__.replace("_", "-")
@@ -184,6 +196,7 @@ class Integration:
                 base_variant=base_variant,
                 webhook_subscriptions=tuple(webhook_subscriptions),
                 max_invalid_share=float(max_invalid_share),
+                timeout_seconds=max_seconds,
             )
             self.syncs[sync_name] = definition
             return definition

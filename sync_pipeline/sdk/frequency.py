@@ -1,8 +1,12 @@
-"""Sync frequencies in Nango's forms: "every 5 minutes", "every hour", "every 2 days", "30m", "1h", "1d"."""
+"""Sync frequencies in Nango's forms: "every 5 minutes", "every hour", "every 2 days", "30m", "1h", "1d";
+and cron expressions, "cron: 0 * * * *" (UTC), which Nango users ask for (its issue #1317)."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 MINIMUM_SECONDS = 30
 MAXIMUM_SECONDS = 365 * 86400  # a year: beyond it a schedule is a mistake (and would overflow the next due date)
@@ -22,8 +26,59 @@ class InvalidFrequency(ValueError):
     """A frequency that cannot be read, or that is outside 30 seconds to 365 days."""
 
 
+CRON_PREFIX = "cron:"
+
+
+@dataclass(frozen=True)
+class Frequency:
+    """When a partition runs: every `seconds`, or at the ticks of `cron` (then `seconds` is its shortest gap,
+    which freshness checks measure against)."""
+
+    seconds: int
+    cron: str | None = None
+
+    def next_due(self, now: datetime) -> datetime:
+        """The next run after `now`: `seconds` later, or the cron expression's next tick (UTC)."""
+        if self.cron is None:
+            return now + timedelta(seconds=self.seconds)
+        from dagster._utils.schedules import get_next_cron_tick  # dagster bundles the cron arithmetic
+
+        return get_next_cron_tick(self.cron, now, "UTC").astimezone(timezone.utc)
+
+    def describe(self) -> str:
+        return f"{CRON_PREFIX} {self.cron}" if self.cron else describe_frequency(self.seconds)
+
+
+def read_frequency(text: str) -> Frequency:
+    """A frequency phrase or `cron: <5 fields>`; raises InvalidFrequency naming what is wrong."""
+    stripped = text.strip()
+    if stripped[: len(CRON_PREFIX)].lower() == CRON_PREFIX:
+        return _read_cron(" ".join(stripped[len(CRON_PREFIX) :].split()))
+    return Frequency(parse_frequency(text))
+
+
+@lru_cache(maxsize=1024)
+def _read_cron(expression: str) -> Frequency:
+    from dagster._utils.schedules import get_smallest_cron_interval, is_valid_cron_string
+
+    if len(expression.split(" ")) != 5 or not is_valid_cron_string(expression):
+        raise InvalidFrequency(
+            f"frequency 'cron: {expression}' is not a cron expression of 5 fields (minute hour day month weekday), "
+            "e.g. 'cron: 0 * * * *'"
+        )
+    try:
+        shortest = int(get_smallest_cron_interval(expression, "UTC").total_seconds())
+    except Exception:  # noqa: BLE001 - croniter's own errors for dates that never come (April 31st)
+        raise InvalidFrequency(f"frequency 'cron: {expression}' never runs") from None
+    if shortest > MAXIMUM_SECONDS:
+        raise InvalidFrequency(f"frequency 'cron: {expression}' runs less often than every {MAXIMUM_SECONDS // 86400} days")
+    return Frequency(shortest, expression)
+
+
 def parse_frequency(text: str) -> int:
-    """Seconds between runs for a frequency phrase."""
+    """Seconds between runs for a frequency phrase (for a cron expression: its shortest gap between runs)."""
+    if text.strip()[: len(CRON_PREFIX)].lower() == CRON_PREFIX:
+        return read_frequency(text).seconds
     match = _PATTERN.match(text.strip().lower())
     if not match or match.group(2) not in _UNITS:
         raise InvalidFrequency(

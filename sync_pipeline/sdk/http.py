@@ -17,6 +17,7 @@ import httpx
 from sync_pipeline.sdk.errors import ProviderError, SyncError
 
 if TYPE_CHECKING:
+    from sync_pipeline.sdk.deadline import RunDeadline
     from sync_pipeline.sdk.declaration import Integration
     from sync_pipeline.sdk.oauth import TokenSource
     from sync_pipeline.store import Connection
@@ -56,19 +57,25 @@ class RetryTransport(httpx.BaseTransport):
         sleep: Callable[[float], None] = time.sleep,
         on_retry: Callable[[str], None] | None = None,
         deadline: float = DEFAULT_REQUEST_DEADLINE,
+        run_deadline: "RunDeadline | None" = None,
     ) -> None:
         self._inner = inner
         self._policy = policy
         self._sleep = sleep
         self._on_retry = on_retry or (lambda _message: None)
         self._deadline = deadline
+        self._run_deadline = run_deadline  # the run's maximum run time: no attempt or wait reaches past it
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         for attempt in range(1, self._policy.attempts + 1):
+            if self._run_deadline is not None:
+                self._run_deadline.check()
             last = attempt == self._policy.attempts
             try:
                 response = self._attempt(request)
             except TRANSIENT_ERRORS as error:
+                if self._run_deadline is not None:
+                    self._run_deadline.check()  # the attempt was cut short by the run's time: say that
                 if last:
                     raise
                 self._wait(self._backoff(attempt), f"{request.method} {request.url.path} failed ({type(error).__name__})")
@@ -87,19 +94,21 @@ class RetryTransport(httpx.BaseTransport):
     def _attempt(self, request: httpx.Request) -> httpx.Response:
         """One attempt, its whole body read before `deadline`; raises a TimeoutException past it."""
         started = time.monotonic()
+        deadline = self._attempt_deadline()
         # No single read may wait beyond the deadline; between reads the clock is checked below.
         timeouts = dict(request.extensions.get("timeout") or {})
-        timeouts["read"] = min(timeouts.get("read") or self._deadline, self._deadline)
+        timeouts["read"] = min(timeouts.get("read") or deadline, deadline)
+        timeouts["connect"] = min(timeouts.get("connect") or deadline, deadline)
         request.extensions = {**request.extensions, "timeout": timeouts}
         response = self._inner.handle_request(request)
         chunks = []
         try:
             for chunk in response.stream:  # raw bytes: the client decodes them as usual
                 chunks.append(chunk)
-                if time.monotonic() - started > self._deadline:
+                if time.monotonic() - started > deadline:
                     raise httpx.ReadTimeout(
                         f"{request.method} {request.url.path}: the response took longer than the "
-                        f"{self._deadline:g} s deadline",
+                        f"{deadline:g} s deadline",
                         request=request,
                     )
         finally:
@@ -115,12 +124,20 @@ class RetryTransport(httpx.BaseTransport):
     def close(self) -> None:
         self._inner.close()
 
+    def _attempt_deadline(self) -> float:
+        """Seconds one attempt may take: the request deadline, or less when the run's time runs out first."""
+        if self._run_deadline is None:
+            return self._deadline
+        return max(0.01, min(self._deadline, self._run_deadline.remaining()))
+
     def _backoff(self, attempt: int) -> float:
         base = min(self._policy.max_backoff, self._policy.backoff * 2 ** (attempt - 1))
         return base * (0.5 + random.random() / 2)
 
     def _wait(self, seconds: float, reason: str) -> None:
         self._on_retry(f"{reason}; retrying in {seconds:.1f}s")
+        if self._run_deadline is not None:
+            seconds = max(0.0, min(seconds, self._run_deadline.remaining()))
         self._sleep(seconds)
 
 
@@ -165,6 +182,7 @@ def build_client(
     on_retry: Callable[[str], None] | None = None,
     transport: httpx.BaseTransport | None = None,
     tokens: "TokenSource | None" = None,
+    run_deadline: "RunDeadline | None" = None,
 ) -> httpx.Client:
     """An httpx client for one connection: its base URL, its credentials, retries and provider errors.
 
@@ -177,6 +195,7 @@ def build_client(
         policy or RetryPolicy(),
         on_retry=on_retry,
         deadline=integration.request_deadline,
+        run_deadline=run_deadline,
     )
     auth = None
     if tokens is not None and integration.refresh is not None and integration.refresh.can_refresh(connection):

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from sync_pipeline.sdk.errors import SyncError
+
 
 class Page(list):
     """The items of one page, and where the next page starts (`None` after the last page)."""
@@ -30,6 +32,36 @@ def dig(body: Any, path: str | None) -> Any:
             return None
         body = body.get(part)
     return body
+
+
+class RepeatedCursor(SyncError):
+    """The provider handed back a cursor or next URL it had already given: paging on would loop for ever."""
+
+
+def without_repeats(pages: Iterator[Page], url: str, start: Any = None) -> Iterator[Page]:
+    """`pages`, stopped with `RepeatedCursor` when a page's `next` is one already followed (or `start`).
+
+    Raised before the repeated page is requested: a provider that keeps answering the same cursor
+    (Nango's issue #7159) fails the run, naming the cursor, instead of looping or reporting success.
+    """
+    followed = {_hashable(start)} if start is not None else set()
+    count = 0
+    for page in pages:
+        count += 1
+        yield page
+        if page.next is None:
+            continue
+        marker = _hashable(page.next)
+        if marker in followed:
+            raise RepeatedCursor(
+                f"paginating {url}: page {count} gave the same next cursor or URL as an earlier page "
+                f"({page.next!r}); stopping instead of reading the same pages again"
+            )
+        followed.add(marker)
+
+
+def _hashable(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool)) else repr(value)
 
 
 class Paginator(Protocol):

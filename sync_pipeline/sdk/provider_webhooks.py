@@ -51,6 +51,7 @@ class ProviderWebhookContext:
         self.changes = WebhookChanges()
         self._store = store
         self._connection: Connection | None = None
+        self.attributed: dict[str, Connection] = {}  # the connections the handler found the event is for, by id
         self._writers: dict[tuple[str, str], RecordWriter] = {}
 
     def json(self) -> Any:
@@ -73,6 +74,7 @@ class ProviderWebhookContext:
         for connection in connections:
             secret = connection.config.get(secret_config)
             if secret and self.signed_with(str(secret), header, prefix):
+                self.attributed[connection.connection_id] = connection
                 return connection
         raise WebhookRejected(
             f"{header} does not match the connection_config.{secret_config} of any {self.integration.name} connection",
@@ -82,6 +84,7 @@ class ProviderWebhookContext:
     def use_connection(self, connection: Connection) -> None:
         """The connection the following saves and deletes apply to (its base variant)."""
         self._connection = connection
+        self.attributed[connection.connection_id] = connection
 
     def signed_with(self, secret: str, header: str, prefix: str = "sha256=") -> bool:
         """Is this body signed with `secret` in `header` (HMAC-SHA256, hex, e.g. GitHub's X-Hub-Signature-256)?"""

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from sync_pipeline.sdk.context import Checkpoint, SyncContext
+from sync_pipeline.sdk.context import Checkpoint, MetadataSink, SyncContext
+from sync_pipeline.sdk.deadline import RunDeadline
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.progress import Progress, ProgressSink
 from sync_pipeline.sdk.oauth import TokenSource
@@ -82,8 +83,14 @@ def run_sync(
     transport: httpx.BaseTransport | None = None,
     on_progress: ProgressSink | None = None,
     tokens: TokenSource | None = None,
+    on_metadata: MetadataSink | None = None,
+    stop_requested: Callable[[], str | None] | None = None,
 ) -> RunOutcome:
-    """Run `sync` for one connection and variant; raises whatever the sync raises, deleting nothing then."""
+    """Run `sync` for one connection and variant; raises whatever the sync raises, deleting nothing then.
+
+    The run stops with `RunTimedOut` past the sync's `timeout`, and with `RunCanceled` once `stop_requested`
+    gives a reason (both checked at every request, page, save and checkpoint).
+    """
     if mode.reset:
         state = PartitionState()
     resume = state.resume
@@ -96,6 +103,8 @@ def run_sync(
             cache.clear(key)
     # Counted in the database per generation: a resumed run's webhook covers its earlier attempts too.
     low_watermarks = {model: cache.begin_tally(key, generation) for model, key in streams.items()}
+    # Where this attempt began, for the merging strategy: a resumed attempt starts after its earlier ones' writes.
+    began_at_seq = {model: cache.last_seq(key) for model, key in streams.items()} if resume else low_watermarks
 
     with SyncContext(
         sync=sync,
@@ -111,11 +120,16 @@ def run_sync(
         progress=Progress(sync.name, log or logging.getLogger(f"sync_pipeline.{sync.qualified_name}"), sink=on_progress),
         tokens=tokens,
         tally=generation,
+        on_metadata=on_metadata,
+        deadline=RunDeadline(sync.timeout_seconds, stop_requested),
+        began_at_seq=began_at_seq,
     ) as ctx:
         try:
             sync.fn(ctx)
         finally:
             ctx.progress.report()  # the last line says where the run got, finished or not
+            for model, kept in ctx.records_kept.items():
+                ctx.log.info(f"{model}: {kept} write(s) left out: a webhook had changed those records since the run began")
             summary = ctx.ledger.invalid_summary()
             if summary:
                 ctx.log.warning(summary)

@@ -58,6 +58,7 @@ from sync_pipeline.store._records import (
     RecordsCache,
     StoredRecord,
     StreamKey,
+    WriteGuard,
 )
 from sync_pipeline.store._schema import metadata as schema
 
@@ -170,6 +171,7 @@ __all__ = [
     "Store",
     "StoredRecord",
     "StreamKey",
+    "WriteGuard",
     "checked_store",
     "create_database_engine",
     "cursor_encoder",

@@ -36,6 +36,7 @@ class PartitionRow:
     failed_at: str | None = None
     retry_at: str | None = None
     retry_mode: str | None = None
+    frequency_cron: str | None = None  # the partition's own frequency as a cron expression (UTC)
 
 
 @dataclass(frozen=True)
@@ -194,13 +195,21 @@ class PartitionStore:
             conn.execute(update(partitions).where(_identity(integration, sync_name, key)).values(**values))
 
     def set_frequency(
-        self, integration: str, sync_name: str, key: str, seconds: int | None, *, effective_seconds: int, now: datetime
+        self,
+        integration: str,
+        sync_name: str,
+        key: str,
+        seconds: int | None,
+        *,
+        next_due: datetime,
+        cron: str | None = None,
     ) -> None:
-        """Override (or, with None, restore) the frequency; a shorter one brings the next run forward."""
-        soonest = to_iso(now + timedelta(seconds=effective_seconds))
+        """Override the frequency with `seconds` or a `cron` expression (both None: the sync's own again);
+        a run due later than `next_due` (the new frequency's next run) is brought forward to it."""
+        soonest = to_iso(next_due)
         with self.engine.begin() as conn:
             row = conn.execute(select(partitions.c.next_due_at).where(_identity(integration, sync_name, key))).first()
-            values: dict = {"frequency_seconds": seconds}
+            values: dict = {"frequency_seconds": seconds, "frequency_cron": cron}
             if row is not None and row.next_due_at is not None and row.next_due_at > soonest:
                 values["next_due_at"] = soonest
             conn.execute(update(partitions).where(_identity(integration, sync_name, key)).values(**values))

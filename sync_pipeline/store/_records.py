@@ -85,6 +85,28 @@ class ChangeQuery:
     ids: Sequence[str] = field(default_factory=tuple)
 
 
+@dataclass
+class WriteGuard:
+    """A run's merging strategy `ignore_if_modified_after_cursor` (Nango's) on one stream: records another
+    writer (a provider webhook) changed after `after_seq`, the stream's last sequence number when the run
+    began, are left as they are. The run's own writes (`written`: id -> its seq) it may overwrite again."""
+
+    after_seq: int
+    written: dict[str, int] = field(default_factory=dict)
+    kept: int = 0  # writes skipped because someone else had changed the record since
+
+    def unguarded(self, conn: Connection, sid: int, ids: Sequence[str]) -> set[str]:
+        """The ids among `ids` that another writer changed after `after_seq` (call under the stream lock)."""
+        rows = conn.execute(
+            select(records.c.record_id, records.c.seq).where(
+                records.c.stream_id == sid, records.c.seq > self.after_seq, records.c.record_id.in_(list(ids))
+            )
+        ).all()
+        newer = {record_id for record_id, seq in rows if seq > self.written.get(record_id, self.after_seq)}
+        self.kept += len(newer)
+        return newer
+
+
 class RecordsCache:
     """Reads and writes records through one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
@@ -135,17 +157,22 @@ class RecordsCache:
         *,
         generation: str | None = None,
         tally: str | None = None,
+        guard: WriteGuard | None = None,
     ) -> ChangeCounts:
         """Insert new records, replace changed ones, leave identical ones alone.
 
         With a `generation` (a full refresh tracking deletes), identical records are marked seen by it;
         written ones need no mark: their `last_modified_at` is within the run. With `tally` (a run's
         generation, see `begin_tally`) the changes are added to its counts in the same transaction.
+        With a `guard`, records someone else changed since the run began are left alone.
         """
         sid = self.stream_id(key)
         stamp = to_iso(now)
         with self.engine.begin() as conn:
             seq = bulk.lock_stream(conn, sid)
+            if guard is not None:
+                newer = guard.unguarded(conn, sid, [record.id for record in batch])
+                batch = [record for record in batch if record.id not in newer] if newer else batch
             changes = bulk.changed(conn, sid, [(record.id, record.hash) for record in batch])
             written = [record for record in batch if record.id in changes]
             rows: list[bulk.RecordRow] = [
@@ -156,6 +183,8 @@ class RecordsCache:
             if rows:
                 bulk.upsert_records(conn, rows)
                 bulk.release_stream(conn, sid, seq + len(rows), live_delta=added)
+                if guard is not None:
+                    guard.written.update((row[1], row[2]) for row in rows)
             if generation is not None:
                 bulk.mark_seen(conn, sid, generation, [record.id for record in batch if record.id not in changes])
             if tally is not None:
@@ -171,6 +200,7 @@ class RecordsCache:
         now: datetime,
         *,
         tally: str | None = None,
+        guard: WriteGuard | None = None,
     ) -> ChangeCounts:
         """Merge partial records into the stored ones; ids not stored (or deleted) are skipped."""
         sid = self.stream_id(key)
@@ -187,14 +217,20 @@ class RecordsCache:
             ).all()
         current = {record_id: json.loads(payload) for record_id, payload in rows}
         merged = [{**current[str(p["id"])], **p} for p in partials if str(p["id"]) in current]
-        return self.save(key, prepare(merged), now, tally=tally) if merged else ChangeCounts()
+        return self.save(key, prepare(merged), now, tally=tally, guard=guard) if merged else ChangeCounts()
 
-    def delete(self, key: StreamKey, ids: Iterable[str], now: datetime, *, tally: str | None = None) -> int:
+    def delete(
+        self, key: StreamKey, ids: Iterable[str], now: datetime, *, tally: str | None = None, guard: WriteGuard | None = None
+    ) -> int:
         """Soft-delete the given ids that are stored and not yet deleted; returns how many were."""
         sid = self.stream_id(key)
         stamp = to_iso(now)
         with self.engine.begin() as conn:
             seq = bulk.lock_stream(conn, sid)
+            if guard is not None:
+                ids = list(dict.fromkeys(ids))
+                newer = guard.unguarded(conn, sid, ids)
+                ids = [record_id for record_id in ids if record_id not in newer]
             live = conn.execute(
                 select(records.c.record_id)
                 .where(

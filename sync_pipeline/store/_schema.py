@@ -92,6 +92,7 @@ partitions = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("paused", Boolean, nullable=False, default=False),
     Column("frequency_seconds", Integer),  # per-connection override; NULL: the sync's default
+    Column("frequency_cron", String(255)),  # per-connection override as a cron expression (UTC), instead
     Column("next_due_at", Timestamp),  # NULL: never scheduled (runs at once when auto_start)
     Column("trigger_mode", String(40)),  # a pending manual trigger
     Column("triggered_at", Timestamp),

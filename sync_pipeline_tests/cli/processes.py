@@ -14,7 +14,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 # Variables of the test session a user's shell would not have.
-NOT_INHERITED = ("SYNC_PIPELINE_DATABASE_URL", "SYNC_PIPELINE_SECRET_KEY", "SYNC_PIPELINE_WEBHOOK_URL", "DAGSTER_HOME")
+NOT_INHERITED = (
+    "SYNC_PIPELINE_DATABASE_URL", "SYNC_PIPELINE_SECRET_KEY", "SYNC_PIPELINE_WEBHOOK_URL",
+    "SYNC_PIPELINE_WEBHOOK_URL_SECONDARY", "DAGSTER_HOME",
+)  # fmt: skip
 
 
 def free_port() -> int:

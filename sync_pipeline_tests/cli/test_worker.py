@@ -65,5 +65,6 @@ def test_the_instance_launches_runs_on_celery_only_with_a_broker(operator_env):
 
     assert config["run_launcher"]["class"] == "SyncPipelineCeleryRunLauncher"
     assert config["run_launcher"]["config"] == {"broker": {"env": "SYNC_PIPELINE_BROKER_URL"}, "default_queue": "sync_pipeline"}
-    assert config["run_monitoring"]["enabled"] is True and config["run_monitoring"]["max_resume_run_attempts"] == 0
+    assert config["compute_logs"]["class"] == "NoOpComputeLogManager"  # no capture processes per run step
+    assert "run_monitoring" not in config  # dagster.yaml's own block (every mode) also watches the workers
     assert "hunter2" not in render_scaleout_yaml(POSTGRES)  # the broker's password stays in the environment

@@ -19,6 +19,9 @@ class AcmeApi(FakeApi):
         super().__init__()
         self.contacts: dict[str, dict] = {}
         self.crash_after_pages: int | None = None  # answer 500 forever after this many pages
+        # Every page says its next page is at this cursor (a paging bug), for 10 pages: a client that does not
+        # notice reads the same page 10 times and reports success, as Nango's issue #7159 describes.
+        self.stuck_cursor: str | None = None
 
         @self.route("GET", "/contacts")
         def contacts(request: Request):
@@ -35,6 +38,8 @@ class AcmeApi(FakeApi):
             limit = int(request.query_params.get("limit") or 2)
             page = rows[start : start + limit]
             more = start + limit < len(rows)
+            if self.stuck_cursor is not None:
+                return {"items": page, "next": self.stuck_cursor if pages_served < 10 else None}
             return {"items": page, "next": str(start + limit) if more else None}
 
     def put(self, contact_id: str, name: str, email: str | None = None) -> None:

@@ -37,7 +37,8 @@ class FakeApi:
     """An ASGI app: register handlers with `@api.route("GET", "/path/{name}")`; every request is recorded.
 
     `fail_next(...)` makes the next requests fail (429 with Retry-After, 5xx...) before reaching handlers;
-    `trickle_next(...)` and `cut_next(...)` make the next responses' bodies trickle or break off half way.
+    `trickle_next(...)` and `cut_next(...)` make the next responses' bodies trickle or break off half way;
+    `stall_next(...)` holds the next requests unanswered.
     """
 
     def __init__(self) -> None:
@@ -47,6 +48,7 @@ class FakeApi:
         self.request_times: list[float] = []
         self._failures: deque[InjectedFailure] = deque()
         self._body_faults: deque[BodyFault] = deque()
+        self._stalls: deque[float] = deque()
 
     def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
         pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
@@ -65,6 +67,10 @@ class FakeApi:
         """The next responses send their body one byte every `byte_every` seconds."""
         self._body_faults.extend(BodyFault(byte_every=byte_every) for _ in range(times))
 
+    def stall_next(self, seconds: float, times: int = 1) -> None:
+        """The next requests get no answer at all for `seconds` (a provider that hangs), then their response."""
+        self._stalls.extend([seconds] * times)
+
     def cut_next(self, after_bytes: int = 10, times: int = 1) -> None:
         """The next responses announce their full length, send `after_bytes` of the body and drop the connection."""
         self._body_faults.extend(BodyFault(cut_after=after_bytes) for _ in range(times))
@@ -77,6 +83,8 @@ class FakeApi:
         self.requests.append(request)
         self.bodies.append(body)
         self.request_times.append(time.monotonic())
+        if self._stalls:
+            await asyncio.sleep(self._stalls.popleft())
         response = self._respond(request, body)
         if self._body_faults:
             await self._misbehave(self._body_faults.popleft(), response, send)

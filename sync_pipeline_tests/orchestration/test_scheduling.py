@@ -60,6 +60,7 @@ def test_a_new_auto_start_partition_runs_at_once_then_waits_for_its_frequency(co
         MODE_TAG: "incremental",
         PARTITION_TAG: "acme__contacts/conn-1::base",
         CONNECTION_TAG: "acme/conn-1",
+        "dagster/max_runtime": str(24 * 3600 + 120),  # the sync's timeout (24 hours by default) and 2 minutes
     }
     assert tick(connected) == []
     next_due = from_iso(store.partitions.get("acme", "contacts", key).next_due_at)
@@ -79,7 +80,7 @@ def test_a_partition_is_due_again_once_its_frequency_elapsed_with_a_new_run_key(
 
 def test_a_frequency_override_sets_the_next_due_time(connected, store):
     key = connected.add_partition("acme", "contacts", "conn-1")
-    store.partitions.set_frequency("acme", "contacts", key, 300, effective_seconds=300, now=utcnow())
+    store.partitions.set_frequency("acme", "contacts", key, 300, next_due=utcnow() + timedelta(seconds=300))
 
     assert len(tick(connected)) == 1
 
@@ -198,6 +199,14 @@ def test_the_repository_dagster_yaml_loads_with_its_tag_concurrency_limits(tmp_p
         ("sync_pipeline/connection", 4),
     }
     assert all(limit["value"] == {"applyLimitPerUniqueValue": True} for limit in limits)
+
+
+def test_the_repository_dagster_yaml_enables_run_monitoring_so_a_stuck_run_is_terminated(tmp_path):
+    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        # The daemon then terminates any run past its `dagster/max_runtime` tag (see run_tags).
+        assert instance.run_monitoring_enabled
 
 
 def run_requested(harness, request):
