@@ -32,6 +32,11 @@ WORKER_LOST_TAG = "sync_pipeline/worker_lost"
 DAGSTER_PARTITION_TAG = "dagster/partition"  # set by Dagster on every run of a partition
 CANCELED_BY_TAG = "sync_pipeline/canceled_by"  # added to a run stopped by a reset trigger: why, for its error
 
+# The scheduler and webhook sensors tick on every pass of the daemon's sensor loop (every 5 s; the demo's
+# is faster, see cli/daemon.py). A minimum interval equal to the loop's would miss every other pass by a few
+# milliseconds (a tick 5 s after the last is not yet due), so a trigger waited up to 10 s for its run.
+EVERY_SENSOR_LOOP = 1
+
 # A run in one of these holds its partition: no second run is requested, and `/sync/status` says RUNNING.
 IN_FLIGHT = (
     DagsterRunStatus.QUEUED,

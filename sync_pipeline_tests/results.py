@@ -10,11 +10,11 @@ from sync_pipeline.store import ChangeQuery, Store, StreamKey
 
 
 def materialization_metadata(result: ExecuteInProcessResult, model: str) -> RunMetadata:
-    """The metadata of the run's one materialization of `model`."""
-    [event] = [
-        event for event in result.get_asset_materialization_events() if event.asset_key.path[-1] == model
-    ]
-    return RunMetadata.of_event(event.step_materialization_data.materialization)
+    """The metadata the run recorded for `model`: its materialization, or its observation when it changed nothing."""
+    events = [event.step_materialization_data.materialization for event in result.get_asset_materialization_events()]
+    events += [event.asset_observation_data.asset_observation for event in result.get_asset_observation_events()]
+    [event] = [event for event in events if event.asset_key.path[-1] == model]
+    return RunMetadata.of_event(event)
 
 
 def failure_message(result: ExecuteInProcessResult) -> str:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from sync_pipeline.orchestration.assets import partition_id
 from sync_pipeline.orchestration.failures import run_failure
-from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
+from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key, run_events
 from sync_pipeline.orchestration.state import last_run
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.store import PartitionRow, from_iso
@@ -112,13 +112,15 @@ def _retry(row: PartitionRow) -> dict[str, Any] | None:
 def _latest_metadata(
     instance: DagsterInstance, sync: SyncDefinition, model: str, partition: str, since: float
 ) -> RunMetadata | None:
-    """The metadata of the model's newest materialization in this partition's current life (a run's or a webhook's)."""
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=asset_key(sync.integration.name, model), asset_partitions=[partition]), limit=1
-    ).records
-    if not records or records[0].timestamp < since:
+    """The metadata of the model's newest run or webhook in this partition's current life (a materialization, or
+    the observation of a run that changed nothing)."""
+    records = run_events(
+        instance, AssetRecordsFilter(asset_key=asset_key(sync.integration.name, model), asset_partitions=[partition]), page=1
+    )
+    newest = next(records, None)
+    if newest is None or newest.timestamp < since:
         return None
-    return RunMetadata.from_record(records[0])
+    return RunMetadata.from_record(newest)
 
 
 def _iso(timestamp: float) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from sync_pipeline.cli.client import Api
+from sync_pipeline.cli.daemon import SENSOR_LOOP_ENV
 from sync_pipeline.cli.processes import (
     PRODUCT_ONLY,
     Product,
@@ -28,6 +29,7 @@ from sync_pipeline.demo.provider import TOKEN, DemoProvider, Served
 START_TIMEOUT = 120.0
 RUN_TIMEOUT = 180.0
 WEBHOOK_TIMEOUT = 30.0
+SENSOR_LOOP_SECONDS = 1
 CONNECTION = "acme"
 # Variables of the caller's environment the demo must not inherit: it is self-contained, on SQLite in its own home.
 NOT_INHERITED = ("SYNC_PIPELINE_DATABASE_URL", "SYNC_PIPELINE_SECRET_KEY", "SYNC_PIPELINE_WEBHOOK_URL",
@@ -71,6 +73,9 @@ def run_demo(*, ui_port: int, api_port: int, home: Path | None, keep: bool) -> N
     for name in NOT_INHERITED:
         os.environ.pop(name, None)
     os.environ["SYNC_PIPELINE_WEBHOOK_URL"] = f"{served.url}/hooks"
+    # The scheduler and webhook sensors tick every second, not every 5 s: four waits (a run to start, its webhook
+    # to leave, twice) were about half of what the demo spent waiting.
+    os.environ[SENSOR_LOOP_ENV] = str(SENSOR_LOOP_SECONDS)
     env = prepare_environment(home)
     quick_run_queue(home / "dagster.yaml")
     logs = home / "demo-logs"  # not "logs": Dagster keeps its compute logs there

@@ -9,7 +9,9 @@ from datetime import timedelta
 
 from dagster import (
     MAX_RUNTIME_SECONDS_TAG,
+    AssetCheckResult,
     AssetExecutionContext,
+    AssetObservation,
     AssetSelection,
     AssetsDefinition,
     AssetSpec,
@@ -26,7 +28,6 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from pydantic import BaseModel
 
 from sync_pipeline.keys import InvalidPartitionKey, make_partition_key, parse_partition_key
-from sync_pipeline.orchestration.automation import records_version
 from sync_pipeline.orchestration.cancellation import stop_reason
 from sync_pipeline.orchestration.checks import check_results, check_specs
 from sync_pipeline.orchestration.credentials import CredentialKeeper
@@ -39,9 +40,9 @@ from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
 from sync_pipeline.orchestration.state import read_partition_state
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.sdk.errors import SyncError, describe_error
-from sync_pipeline.sdk.runner import RunMode, run_sync
-from sync_pipeline.store import CredentialsError, EncryptionKeyError, StreamKey, from_iso, utcnow
-from sync_pipeline.vocabulary import CONNECTION_TAG, MODE_INCREMENTAL, MODE_TAG, PARTITION_TAG
+from sync_pipeline.sdk.runner import RunMode, RunOutcome, run_sync
+from sync_pipeline.store import CredentialsError, EncryptionKeyError, from_iso, utcnow
+from sync_pipeline.vocabulary import CONNECTION_TAG, INITIAL, MODE_INCREMENTAL, MODE_TAG, PARTITION_TAG
 
 RESOURCE_KEY = "sync_pipeline"
 MONITOR_GRACE = timedelta(minutes=2)  # how long past its timeout a stuck run is left before Dagster terminates it
@@ -85,6 +86,9 @@ def build_sync_assets(sync: SyncDefinition) -> tuple[AssetsDefinition, Unresolve
             group_name=sync.integration.name,
             partitions_def=partitions,
             kinds={"python"},
+            # A run that changed nothing yields no materialization (see `execute_sync`), so downstream
+            # automation (`AutomationCondition.eager()` and any condition on newly_updated) stays asleep.
+            skippable=True,
             metadata={
                 "dagster/column_schema": _table_schema(model),
                 "sync_type": sync.sync_type,
@@ -104,7 +108,7 @@ def build_sync_assets(sync: SyncDefinition) -> tuple[AssetsDefinition, Unresolve
         required_resource_keys={RESOURCE_KEY},
         check_specs=run_checks,
     )
-    def sync_assets(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
+    def sync_assets(context: AssetExecutionContext) -> Iterator[MaterializeResult | AssetObservation | AssetCheckResult]:
         yield from execute_sync(context, sync)
 
     job = define_asset_job(
@@ -120,7 +124,9 @@ def build_sync_assets(sync: SyncDefinition) -> tuple[AssetsDefinition, Unresolve
     return sync_assets, job
 
 
-def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterator[MaterializeResult]:
+def execute_sync(
+    context: AssetExecutionContext, sync: SyncDefinition
+) -> Iterator[MaterializeResult | AssetObservation | AssetCheckResult]:
     partition = context.partition_key
     try:
         connection_id, variant = parse_partition_key(partition)
@@ -174,16 +180,27 @@ def execute_sync(context: AssetExecutionContext, sync: SyncDefinition) -> Iterat
     except Exception as error:  # noqa: BLE001 - every failure reaches people as its type and message
         raise Failure(description=describe_error(error), metadata={ERROR_TYPE_KEY: type(error).__name__}) from error
     for model in sync.model_names:
-        key = asset_key(integration, model)
-        yield MaterializeResult(
-            asset_key=key,
-            metadata=RunMetadata.of_run(outcome, integration, model, connection_id, variant, mode_name).to_dagster(),
-            check_results=check_results(key, outcome, model),
-            # Unchanged by a run that changed nothing: downstream automation wakes on changed records only.
-            data_version=records_version(store.records, StreamKey(integration, connection_id, model, variant)),
-        )
-    # Dagster has stored the materializations (and so the run's final checkpoint) before resuming us here.
+        yield from _report(sync, outcome, model, connection_id, variant, mode_name)
+    # Dagster has stored the materializations or observations (and so the run's final checkpoint) before resuming us.
     store.partitions.clear_progress(integration, sync.name, partition, outcome.generation)
+
+
+def _report(
+    sync: SyncDefinition, outcome: RunOutcome, model: str, connection_id: str, variant: str, mode: str
+) -> Iterator[MaterializeResult | AssetObservation | AssetCheckResult]:
+    """What one model's run tells Dagster: a materialization when its records changed (or on a partition's first
+    run, so it is not missing), else an observation with the same metadata: the run is recorded (state, freshness,
+    status and webhooks read both) without waking downstream assets."""
+    integration = sync.integration.name
+    key = asset_key(integration, model)
+    metadata = RunMetadata.of_run(outcome, integration, model, connection_id, variant, mode)
+    checks = check_results(key, outcome, model)
+    if metadata.changed or metadata.kind == INITIAL:
+        yield MaterializeResult(asset_key=key, metadata=metadata.to_dagster(), check_results=checks)
+        return
+    partition = make_partition_key(connection_id, variant)
+    yield AssetObservation(asset_key=key, partition=partition, metadata=metadata.to_dagster())
+    yield from checks
 
 
 def _table_schema(model: type[BaseModel]) -> TableSchema:

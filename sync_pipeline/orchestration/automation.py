@@ -1,46 +1,27 @@
-"""Automation after each sync: data versions of the records, a condition that wakes on changed records, its sensor.
+"""Automation after each sync: a condition for cross-connection assets, and the automation sensor of a code location.
 
-Every sync run materializes its partition (the run's counts, start time and checkpoint are that
-materialization's metadata, which the scheduler, the webhooks and `/sync/status` read). So that a run that
-changed nothing does not wake downstream assets, each materialization carries a data version naming the
-records' state: the stream's id, its last change number and its live count. A run with no change keeps the
-same version; `on_records_changed()` fires only when an upstream partition's version moves.
+A sync run materializes a model only when it changed the model's records (or on the partition's first run); a run
+that changed nothing records an observation instead (see `assets.execute_sync`). So Dagster's own conditions, such
+as `AutomationCondition.eager()`, wake a downstream asset after each change and sleep through unchanged runs.
 """
 
 from __future__ import annotations
 
-from dagster import (
-    AssetSelection,
-    AutomationCondition,
-    AutomationConditionSensorDefinition,
-    DataVersion,
-    DefaultSensorStatus,
-)
-
-from sync_pipeline.store import RecordsCache, StreamKey
+from dagster import AssetSelection, AutomationCondition, AutomationConditionSensorDefinition, DefaultSensorStatus
 
 AUTOMATION_SENSOR_NAME = "sync_pipeline_automation"
 
 
-def records_version(cache: RecordsCache, key: StreamKey) -> DataVersion:
-    """The state of a stream's records: unchanged by a run that saved nothing new, changed by any write or clear."""
-    stream = cache.stream_id(key, create=False)
-    if stream is None:
-        return DataVersion("empty")
-    return DataVersion(f"{stream}.{cache.last_seq(key)}.{cache.count_live(key)}")
-
-
 def on_records_changed() -> AutomationCondition:
-    """Materialize after an upstream sync partition's records change (its data version moves), once per change.
+    """Materialize once after any upstream sync partition's records change: for an asset reading every connection.
 
-    Unlike `AutomationCondition.eager()`, a sync run that changed nothing does not wake the asset, a
-    connection that was never synced does not hold back a cross-connection asset, and syncs still running
-    elsewhere do not delay it: what it reads is each partition's committed records.
+    `AutomationCondition.eager()` suits an asset partitioned like its sync (one partition per connection). For one
+    reading all connections it would wait while any connection is not yet synced (a missing partition) or any
+    sync is running; this condition does not: what it reads is each partition's committed records.
     """
-    return (
-        AutomationCondition.any_deps_match(AutomationCondition.data_version_changed()).since_last_handled()
-        & ~AutomationCondition.in_progress()
-    ).with_label("on_records_changed")
+    return (AutomationCondition.any_deps_updated().since_last_handled() & ~AutomationCondition.in_progress()).with_label(
+        "on_records_changed"
+    )
 
 
 def automation_sensor(

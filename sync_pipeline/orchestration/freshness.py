@@ -2,7 +2,7 @@
 
 Dagster's `build_last_update_freshness_checks` looks at an asset's latest materialization, not at each
 dynamic partition, so this check is ours: per partition (paused ones excepted) the last successful run
-(a materialization that is not a provider webhook's) must be within twice the partition's frequency;
+(a materialization, or the observation of a run that changed nothing, that is not a provider webhook's) must be within twice the partition's frequency;
 a partition never synced is overdue once it is that old. One result per asset names the overdue partitions.
 
 A sensor evaluates the checks every minute and records each result without a run (runs cost seconds);
@@ -34,7 +34,7 @@ from dagster import (
 )
 
 from sync_pipeline.orchestration.resources import SyncPipelineResource
-from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
+from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key, run_events
 from sync_pipeline.sdk.declaration import Registry, SyncDefinition
 from sync_pipeline.store import Store, from_iso, to_iso, utcnow
 from sync_pipeline.vocabulary import WEBHOOK
@@ -44,7 +44,6 @@ SENSOR_NAME = "sync_pipeline_freshness"
 EVALUATE_EVERY_SECONDS = 60
 REPORT_AT_LEAST_EVERY = timedelta(hours=1)
 LISTED = 50  # overdue partitions named in a result; the count covers them all
-PAGE = 1000
 
 
 @dataclass
@@ -99,28 +98,16 @@ def evaluate_freshness(instance: DagsterInstance, store: Store, sync: SyncDefini
 
 
 def _last_successful_runs(instance: DagsterInstance, key: AssetKey, since: datetime) -> dict[str, datetime]:
-    """Per partition, when its newest run materialization since `since` was recorded (provider webhooks skipped)."""
+    """Per partition, when its newest run since `since` was recorded (whether it changed records or not;
+    provider webhooks skipped)."""
     latest: dict[str, datetime] = {}
-    for record in _materializations_since(instance, key, since):
-        event = record.asset_materialization
+    for record in run_events(instance, AssetRecordsFilter(asset_key=key, after_timestamp=since.timestamp()), ascending=True):
+        event = record.asset_event
         run = RunMetadata.of_event(event) if event is not None and event.partition is not None else None
         if run is None or run.kind == WEBHOOK:
             continue
-        latest[event.partition] = datetime.fromtimestamp(record.timestamp, tz=since.tzinfo)
+        latest[event.partition] = datetime.fromtimestamp(record.timestamp, tz=since.tzinfo)  # oldest first: the newest stays
     return latest
-
-
-def _materializations_since(instance: DagsterInstance, key: AssetKey, since: datetime) -> Iterator:
-    """Oldest first, paged: the newest per partition is the last one seen."""
-    cursor = None
-    while True:
-        result = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=key, after_timestamp=since.timestamp()), limit=PAGE, cursor=cursor, ascending=True
-        )
-        yield from result.records
-        if not result.has_more:
-            return
-        cursor = result.cursor
 
 
 def check_results(sync: SyncDefinition, freshness: Freshness) -> list[AssetCheckResult]:

@@ -1,5 +1,8 @@
 """The notifications sensor: a change webhook to the app per model of each sync run (or provider webhook), failures included.
 
+A run's metadata is a materialization of each model it changed and an observation of each it did not (see
+`assets.execute_sync`); both are read, and `send_empty` decides whether an unchanged one is sent.
+
 A plain sensor whose cursor is the last event storage id it handled: asset sensors drop events. Enqueueing is
 idempotent by a delivery id derived from the event, so a tick that fails before saving its cursor re-sends nothing.
 """
@@ -35,7 +38,7 @@ from sync_pipeline.settings import WebhookSettings
 from sync_pipeline.store import PartitionRow, Store, from_iso, utcnow
 from sync_pipeline.notifications.delivery import deliver_due
 from sync_pipeline.notifications.payloads import SyncSubject, failure_body, success_body
-from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, INCREMENTAL, INITIAL, MODE_TAG, RESET_MODES
+from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, EVERY_SENSOR_LOOP, INCREMENTAL, INITIAL, MODE_TAG, RESET_MODES
 
 # The name deployed instances know: a renamed sensor would start from cursor 0 and re-send old events.
 SENSOR_NAME = "sync_pipeline_webhooks"
@@ -64,7 +67,7 @@ def build_notifications_sensor(registry: Registry):
 
     @sensor(
         name=SENSOR_NAME,
-        minimum_interval_seconds=5,
+        minimum_interval_seconds=EVERY_SENSOR_LOOP,
         default_status=DefaultSensorStatus.RUNNING,
         description="Sends the app a webhook per model of each finished or failed sync run; retries deliveries.",
     )
@@ -121,6 +124,7 @@ class _Collector:
         self._overrides: dict[str, dict[str, str]] = {}
         self._pending: list[tuple[str, str, str, str, int]] = []
         self.enqueued = 0
+        self._run_event_fetchers = (instance.fetch_materializations, instance.fetch_observations)
 
     def collect(self, cursor: int, now: datetime) -> int:
         materializations, failures, new_cursor = self._read(cursor)
@@ -139,11 +143,11 @@ class _Collector:
 
     def _read(self, cursor: int) -> tuple[list[EventLogRecord], list[EventLogRecord], int]:
         """Events after `cursor`; the new cursor stops at the end of the shortest truncated page so none is skipped."""
+        # A run that changed a model materializes it; one that changed nothing observes it (same metadata).
         batches = [
-            self.instance.fetch_materializations(
-                AssetRecordsFilter(asset_key=key, after_storage_id=cursor), limit=PAGE, ascending=True
-            )
+            fetch(AssetRecordsFilter(asset_key=key, after_storage_id=cursor), limit=PAGE, ascending=True)
             for key in self.syncs_by_key
+            for fetch in self._run_event_fetchers
         ]
         # Every job's failures: OSS PostgreSQL storage refuses a job_names filter (SQLite ignores it); _failure filters.
         batches.append(
@@ -156,7 +160,7 @@ class _Collector:
         ends = [batch.records[-1].storage_id for batch in batches if batch.has_more and batch.records]
         seen = [record.storage_id for batch in batches for record in batch.records]
         new_cursor = min(ends) if ends else max(seen, default=cursor)
-        records = [record for batch in batches[: len(self.syncs_by_key)] for record in batch.records]
+        records = [record for batch in batches[:-1] for record in batch.records]
         failures = list(batches[-1].records)
         return records, failures, new_cursor
 
@@ -167,9 +171,9 @@ class _Collector:
         materializations = [
             record
             for key in self.syncs_by_key
-            for record in self.instance.fetch_materializations(
-                AssetRecordsFilter(asset_key=key, after_storage_id=after, before_storage_id=before),
-                limit=LOOKBACK_IDS,
+            for fetch in self._run_event_fetchers
+            for record in fetch(
+                AssetRecordsFilter(asset_key=key, after_storage_id=after, before_storage_id=before), limit=LOOKBACK_IDS
             ).records
         ]
         failures = self.instance.fetch_run_status_changes(

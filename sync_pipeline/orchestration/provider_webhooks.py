@@ -8,7 +8,6 @@ from collections.abc import Mapping
 
 from dagster import DagsterInstance
 
-from sync_pipeline.orchestration.automation import records_version
 from sync_pipeline.orchestration.lifecycle import ensure_webhook_partition
 from sync_pipeline.orchestration.run_metadata import report_provider_webhook_changes
 from sync_pipeline.sdk import Integration, ProviderWebhookContext
@@ -42,7 +41,6 @@ def handle_provider_webhook(
         ensure_webhook_partition(instance, store, integration.syncs[sync_name], connection_id)
         streams = {model: StreamKey(integration.name, connection_id, model) for model in ledger.counts}
         totals = {model: store.records.count_live(key) for model, key in streams.items()}
-        versions = {model: records_version(store.records, key) for model, key in streams.items()}
         report_provider_webhook_changes(
             instance,
             integration.syncs[sync_name],
@@ -51,7 +49,6 @@ def handle_provider_webhook(
             started_at,
             ctx.changes.low_watermarks[(connection_id, sync_name)],
             totals,
-            data_versions=versions,
         )
 
 

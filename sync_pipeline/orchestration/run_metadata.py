@@ -6,13 +6,20 @@ tell the app (cursor watermark, generation, checkpoints) sits under one key, `sy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dagster import AssetKey, AssetMaterialization, DagsterInstance, DataVersion, MetadataValue
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    AssetObservation,
+    AssetRecordsFilter,
+    DagsterInstance,
+    MetadataValue,
+)
 from dagster._core.storage.event_log.base import EventLogRecord
 
 from sync_pipeline.keys import make_partition_key
@@ -23,6 +30,7 @@ from sync_pipeline.store import StreamKey, encode_cursor, utcnow
 from sync_pipeline.vocabulary import BASE_VARIANT, INCREMENTAL, MODE_WEBHOOK, WEBHOOK
 
 INTERNALS = "sync_pipeline"
+PAGE = 200
 
 
 def asset_key(integration: str, model: str) -> AssetKey:
@@ -108,7 +116,7 @@ class RunMetadata:
         return cls.of_event(record.asset_event) if record.asset_event is not None else None
 
     @classmethod
-    def of_event(cls, event: AssetMaterialization) -> "RunMetadata | None":
+    def of_event(cls, event: AssetMaterialization | AssetObservation) -> "RunMetadata | None":
         """The metadata of one materialization, or None for one sync_pipeline did not write."""
         values = {name: entry.value for name, entry in event.metadata.items()}
         if "run_kind" in values and INTERNALS in values:
@@ -138,6 +146,28 @@ class RunMetadata:
         )
 
 
+def run_events(
+    instance: DagsterInstance, records_filter: AssetRecordsFilter, *, ascending: bool = False, page: int = PAGE
+) -> Iterator[EventLogRecord]:
+    """The materializations and observations matching `records_filter`, in storage order (newest first unless
+    `ascending`), read `page` at a time: every run of a partition, whether or not it changed records."""
+    pages = [
+        _paged(fetch, records_filter, ascending, page)
+        for fetch in (instance.fetch_materializations, instance.fetch_observations)
+    ]
+    yield from heapq.merge(*pages, key=lambda record: record.storage_id, reverse=not ascending)
+
+
+def _paged(fetch, records_filter: AssetRecordsFilter, ascending: bool, page: int) -> Iterator[EventLogRecord]:
+    cursor = None
+    while True:
+        result = fetch(records_filter, limit=page, cursor=cursor, ascending=ascending)
+        yield from result.records
+        if not result.has_more:
+            return
+        cursor = result.cursor
+
+
 def report_provider_webhook_changes(
     instance: DagsterInstance,
     sync: SyncDefinition,
@@ -146,13 +176,12 @@ def report_provider_webhook_changes(
     started_at: datetime,
     low_watermarks: dict[str, int],
     totals: dict[str, int],
-    data_versions: Mapping[str, DataVersion] | None = None,
 ) -> None:
     """Record what a provider webhook changed as a runless materialization per changed model of the base partition.
 
     The UI shows it, and the notifications sensor turns it into a `syncType: "WEBHOOK"` webhook to the app;
-    reading a partition's run state skips it (it has no checkpoint of its own). `data_versions` (per model)
-    let automation on changed records see it: Dagster's data_version_changed ignores a versionless one.
+    reading a partition's run state skips it (it has no checkpoint of its own). Downstream automation wakes on it
+    as on a run that changed records.
     """
     for model, counts in ledger.counts.items():
         metadata = RunMetadata(
@@ -176,6 +205,5 @@ def report_provider_webhook_changes(
                     asset_key=asset_key(sync.integration.name, model),
                     partition=make_partition_key(connection_id, BASE_VARIANT),
                     metadata=metadata.to_dagster(),
-                    tags={DATA_VERSION_TAG: data_versions[model].value} if data_versions and model in data_versions else None,
                 )
             )

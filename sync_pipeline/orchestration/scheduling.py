@@ -24,7 +24,7 @@ from sync_pipeline.orchestration.resources import SyncPipelineResource
 from sync_pipeline.orchestration.retries import learn_run_outcomes
 from sync_pipeline.sdk.declaration import Registry, SyncDefinition
 from sync_pipeline.store import PartitionRow, Store, from_iso, utcnow
-from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, IN_FLIGHT, MODE_INCREMENTAL
+from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, EVERY_SENSOR_LOOP, IN_FLIGHT, MODE_INCREMENTAL
 
 SENSOR_NAME = "sync_pipeline_scheduler"
 # A row written just before its Dagster partition (lifecycle.add_partition writes the row first) is not orphaned yet.
@@ -49,7 +49,7 @@ def build_scheduling_sensor(registry: Registry, jobs: Sequence[UnresolvedAssetJo
     @sensor(
         name=SENSOR_NAME,
         jobs=list(jobs),
-        minimum_interval_seconds=5,
+        minimum_interval_seconds=EVERY_SENSOR_LOOP,
         default_status=DefaultSensorStatus.RUNNING,
         description="Requests a run for each sync partition that is due, never ran (auto_start) or was triggered.",
     )

@@ -87,3 +87,18 @@ def test_an_unchanged_result_is_recorded_again_only_after_an_hour(harness, acme)
 
     assert count_within_the_hour == 1
     assert len(harness.instance.event_log_storage.get_asset_check_execution_history(CHECK, limit=10)) == 2
+
+
+def test_a_sync_that_changed_nothing_keeps_its_partition_fresh(harness, acme):
+    acme.put("c1", "Ada")
+    harness.connect("acme", "quiet", base_url=acme.url, credentials={"type": "API_KEY", "apiKey": acme.token})
+    add_old_partition(harness, "quiet", timedelta(hours=3))
+    first = harness.run("acme", "contacts", "quiet")
+    unchanged = harness.run("acme", "contacts", "quiet")
+    assert unchanged.success and not unchanged.get_asset_materialization_events()  # observed, not materialized
+    harness.instance.delete_run(first.run_id)  # what is left of the partition's history: the unchanged run
+
+    report_freshness(harness.instance, harness.store, registry, utcnow(), {})
+
+    passed, metadata = latest_check(harness.instance)
+    assert passed and metadata["partitions_overdue"] == 0

@@ -181,19 +181,26 @@ def test_unknown_input_metadata_fails_the_run_naming_it(slack, slack_api, reader
     assert "unknown input metadata ['page']" in failure.step_failure_data.error.cause.message
 
 
-def test_a_sync_run_that_changed_nothing_keeps_its_data_version(slack, slack_api):
+def test_a_sync_run_that_changed_nothing_is_observed_not_materialized(slack, slack_api, instance):
+    """Downstream automation (eager() included) wakes on materializations: an unchanged run records an observation."""
     slack_api.put("U01", "Ann")
 
-    def version(result) -> str:
-        [event] = result.get_asset_materialization_events()
-        return event.step_materialization_data.materialization.tags["dagster/data_version"]
+    def recorded(result) -> tuple[int, int]:
+        return len(result.get_asset_materialization_events()), len(result.get_asset_observation_events())
 
-    first = version(slack.run("slack", "users", "team-1"))
-    unchanged = version(slack.run("slack", "users", "team-1"))
+    first = slack.run("slack", "users", "team-1")
+    unchanged = slack.run("slack", "users", "team-1")
     slack_api.put("U02", "Bob")
-    changed = version(slack.run("slack", "users", "team-1"))
+    changed = slack.run("slack", "users", "team-1")
 
-    assert first == unchanged != changed
+    assert (recorded(first), recorded(unchanged), recorded(changed)) == ((1, 0), (0, 1), (1, 0))
+    assert unchanged.success
+    [observation] = unchanged.get_asset_observation_events()
+    metadata = observation.asset_observation_data.asset_observation.metadata
+    assert (metadata["added"].value, metadata["total_records"].value) == (0, 1)
+    # The unchanged run still ran its checks, and the next run resumed after it (INCREMENTAL, one added).
+    assert {check.check_name for check in unchanged.get_asset_check_evaluations()} == {"no_mass_deletion", "invalid_records_share"}
+    assert changed.get_asset_materialization_events()[0].step_materialization_data.materialization.metadata["added"].value == 1
 
 
 def test_an_iterator_input_reads_100000_records_in_flat_memory(slack, reader, store, instance):

@@ -1,9 +1,12 @@
-"""The project's assets: each declares a sync asset as its input and is materialized when its records change."""
+"""The project's assets: each declares a sync asset as its input and is materialized when its records change.
+
+A sync run that changed nothing does not materialize its partition, so Dagster's `eager()` sleeps through it.
+"""
 
 from collections.abc import Iterator
 
 import pandas as pd
-from dagster import AssetIn, AssetKey, MaterializeResult, MetadataValue, Output, asset
+from dagster import AssetIn, AssetKey, AutomationCondition, MaterializeResult, MetadataValue, Output, asset
 
 from sync_pipeline.integrations import slack
 from sync_pipeline.orchestration import on_records_changed, partitions_definition
@@ -13,7 +16,7 @@ from sync_pipeline.orchestration import on_records_changed, partitions_definitio
     key=AssetKey(["slack_reports", "slack_user_summary"]),
     ins={"users": AssetIn(key=AssetKey(["slack", "SlackUser"]))},
     partitions_def=partitions_definition(slack.users),  # one summary per Slack connection (and variant)
-    automation_condition=on_records_changed(),
+    automation_condition=AutomationCondition.eager(),
     group_name="slack_reports",
 )
 def slack_user_summary(users: pd.DataFrame) -> MaterializeResult:
@@ -33,6 +36,7 @@ def slack_user_summary(users: pd.DataFrame) -> MaterializeResult:
     key=AssetKey(["github_reports", "issues_by_repository"]),
     # Every connection's issues, read page by page: the table stays small however many issues there are.
     ins={"issues": AssetIn(key=AssetKey(["github", "GithubIssue"]))},
+    # Not eager(): that would wait while any connection is unsynced or syncing; this runs after each change.
     automation_condition=on_records_changed(),
     group_name="github_reports",
 )
