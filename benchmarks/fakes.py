@@ -3,6 +3,7 @@ app's webhook receiver served on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -27,10 +28,11 @@ registry = Registry.of(bench)
 
 
 class Receiver:
-    """The app's webhook endpoint: answers 200 to every POST and keeps the raw bodies."""
+    """The app's webhook endpoint: answers 200 to every POST and keeps the raw bodies, and when each arrived."""
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
+        self.arrived: list[float] = []  # time.time() of each body
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -41,8 +43,26 @@ class Receiver:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         self.bodies.append(body)
+        self.arrived.append(time.time())
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": b'{"ok":true}'})
+
+
+class SlackUsers:
+    """Slack's `users.list` for the many-connections benchmark: the same `users` members to every token, one page."""
+
+    def __init__(self, users: int) -> None:
+        members = [{"id": f"U{n:05d}", "team_id": "T1", "name": f"member{n}", "deleted": False, "is_bot": False,
+                    "profile": {"real_name": f"Member {n}", "email": f"member{n}@example.com"}} for n in range(users)]
+        self.page = json.dumps({"ok": True, "members": members, "response_metadata": {"next_cursor": ""}}).encode()
+        self.requests = 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        self.requests += 1
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": self.page})
 
 
 @contextmanager

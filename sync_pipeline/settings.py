@@ -84,5 +84,19 @@ def private_webhook_urls_allowed() -> bool:
 def render_instance_yaml(template: str, url: str | None) -> str:
     """The instance's dagster.yaml: the repository's file, plus PostgreSQL storage when `url` is PostgreSQL."""
     if url and url.startswith("postgresql"):
-        template += "\nstorage:\n  postgres:\n    postgres_url:\n      env: SYNC_PIPELINE_DATABASE_URL\n"
+        template += POOLED_POSTGRES_STORAGE
     return template
+
+
+# dagster-postgres's storages, with pooled connections (sync_pipeline/orchestration/pooled_storage.py says why).
+POOLED_POSTGRES_STORAGE = "".join(
+    f"""
+{kind}_storage:
+  module: sync_pipeline.orchestration.pooled_storage
+  class: PooledPostgres{name}Storage
+  config:
+    postgres_url:
+      env: SYNC_PIPELINE_DATABASE_URL
+"""
+    for kind, name in (("run", "Run"), ("event_log", "EventLog"), ("schedule", "Schedule"))
+)

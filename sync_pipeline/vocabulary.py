@@ -28,6 +28,8 @@ MODE_TAG = "sync_pipeline/mode"
 PARTITION_TAG = "sync_pipeline/partition"
 CONNECTION_TAG = "sync_pipeline/connection"
 ALLOW_MASS_DELETE_TAG = "sync_pipeline/allow_mass_delete"  # "true": the trigger let the run through the guard
+# Set by the scale-out run launcher on a run whose Celery worker died under it: not the sync's fault.
+WORKER_LOST_TAG = "sync_pipeline/worker_lost"
 DAGSTER_PARTITION_TAG = "dagster/partition"  # set by Dagster on every run of a partition
 CANCELED_BY_TAG = "sync_pipeline/canceled_by"  # added to a run stopped by a reset trigger: why, for its error
 

@@ -14,8 +14,10 @@ from sync_pipeline.cli.client import DEFAULT_URL, URL_VARIABLE, Api
 from sync_pipeline.cli.integrations import integration_credentials
 from sync_pipeline.cli.maintenance import daemon, migrate, rotate_key
 from sync_pipeline.cli.operator import COMMANDS
+from sync_pipeline.cli.worker import worker
 from sync_pipeline.cli.processes import (
     Product,
+    configured_broker,
     exit_now,
     find_deployment,
     initialize_storage,
@@ -24,6 +26,7 @@ from sync_pipeline.cli.processes import (
     redacted,
     wait_for_stop_signal,
 )
+from sync_pipeline.scaleout.instance import BROKER_VARIABLE
 from sync_pipeline.settings import database_url
 
 
@@ -39,7 +42,7 @@ def main(ctx: click.Context, url: str, key: str | None) -> None:
     ctx.obj = Api(url.rstrip("/"), key)
 
 
-for command in [*COMMANDS, integration_credentials, migrate, daemon, rotate_key]:
+for command in [*COMMANDS, integration_credentials, migrate, daemon, rotate_key, worker]:
     main.add_command(command)
 
 
@@ -61,16 +64,23 @@ def serve(host: str, port: int) -> None:
 @click.option("--api-port", default=3003, show_default=True, type=int)
 @click.option("--ui-port", default=3000, show_default=True, type=int)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where the UI and the API listen.")
-def dev(api_port: int, ui_port: int, host: str) -> None:
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Celery workers to start too (scale-out mode: needs SYNC_PIPELINE_BROKER_URL and PostgreSQL).")
+def dev(api_port: int, ui_port: int, host: str, workers: int) -> None:
     """Start everything on this machine: Dagster's UI and daemon (sensors, run queue) and the API. Ctrl-C stops it."""
+    broker = configured_broker()
+    if workers and not broker:
+        raise click.UsageError(f"--workers needs a broker: set {BROKER_VARIABLE} (amqp://... or redis://...)")
     env = prepare_environment()
     home = Path(env["DAGSTER_HOME"])
     click.echo(f"Dagster home: {home}")
     click.echo(f"Database:     {redacted(env.get('SYNC_PIPELINE_DATABASE_URL') or database_url())}")
     click.echo(f"Dagster UI:   http://{host}:{ui_port}")
     click.echo(f"HTTP API:     http://{host}:{api_port}  (secret key: {home / 'secret_key'} unless set)")
+    if workers:
+        click.echo(f"Workers:      {workers} Celery workers on {redacted(broker)}")
     sys.stdout.flush()
-    product = Product.start(product_commands(ui_port, api_port, host), env)
+    product = Product.start(product_commands(ui_port, api_port, host, workers=workers), env)
     reason = wait_for_stop_signal(product)
     click.echo(f"stopping ({reason})...")
     product.stop()

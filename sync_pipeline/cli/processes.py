@@ -36,7 +36,8 @@ def prepare_environment(home: Path | None = None) -> dict[str, str]:
     url = os.environ.get("SYNC_PIPELINE_DATABASE_URL")
     if url:
         os.environ["SYNC_PIPELINE_DATABASE_URL"] = normalize_database_url(url)
-    (home / "dagster.yaml").write_text(render_instance_yaml(instance_template().read_text(), url and normalize_database_url(url)))
+    url = url and normalize_database_url(url)
+    (home / "dagster.yaml").write_text(render_instance_yaml(instance_template().read_text(), url) + scaleout_yaml(url))
     if not os.environ.get("SYNC_PIPELINE_SECRET_KEY"):
         key_file = home / "secret_key"
         if not key_file.exists():
@@ -45,6 +46,27 @@ def prepare_environment(home: Path | None = None) -> dict[str, str]:
         os.environ["SYNC_PIPELINE_SECRET_KEY"] = key_file.read_text().strip()
     initialize_storage()
     return dict(os.environ)
+
+
+def configured_broker() -> str | None:
+    """SYNC_PIPELINE_BROKER_URL when set (scale-out mode), checked; a clear error for one we cannot use."""
+    from sync_pipeline.scaleout import ScaleOutError, broker_url
+
+    try:
+        return broker_url()
+    except ScaleOutError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def scaleout_yaml(url: str | None) -> str:
+    """The run launcher blocks of scale-out mode when SYNC_PIPELINE_BROKER_URL is set; a clear error when it
+    cannot work (a broker that is not amqp:// or redis://, or storage on SQLite)."""
+    from sync_pipeline.scaleout import ScaleOutError, render_scaleout_yaml
+
+    try:
+        return render_scaleout_yaml(url)
+    except ScaleOutError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def initialize_storage() -> str:
@@ -99,8 +121,11 @@ def code_target() -> list[str]:
 PRODUCT_ONLY = ["-m", "sync_pipeline.definitions"]  # the product's own code location, without users' projects
 
 
-def product_commands(ui_port: int, api_port: int, host: str = "127.0.0.1", target: list[str] | None = None) -> dict[str, list[str]]:
-    """The three processes of `dev`: Dagster's UI and daemon (sensors, run queue) and the HTTP API.
+def product_commands(
+    ui_port: int, api_port: int, host: str = "127.0.0.1", target: list[str] | None = None, workers: int = 0
+) -> dict[str, list[str]]:
+    """The three processes of `dev`: Dagster's UI and daemon (sensors, run queue) and the HTTP API, and in
+    scale-out mode `workers` Celery workers.
 
     Started directly rather than through `dagster dev` (superseded by `dg dev`, slower to stop, and
     warning about a dagster.yaml in the current folder that we copy into the home ourselves).
@@ -111,6 +136,7 @@ def product_commands(ui_port: int, api_port: int, host: str = "127.0.0.1", targe
         "ui": [python, "-m", "dagster_webserver", "-h", host, "-p", str(ui_port), *target],
         "daemon": [python, "-m", "sync_pipeline.cli.daemon", "run", *target],
         "api": [python, "-m", "sync_pipeline.cli", "serve", "--host", host, "--port", str(api_port)],
+        **{f"worker{index}": [python, "-m", "sync_pipeline.cli", "worker", "--name", f"worker{index}"] for index in range(1, workers + 1)},
     }
 
 

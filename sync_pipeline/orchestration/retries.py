@@ -15,9 +15,12 @@ from dagster._core.event_api import RunStatusChangeRecordsFilter
 
 from sync_pipeline.sdk.declaration import SyncDefinition
 from sync_pipeline.store import Store
-from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, MODE_INCREMENTAL, MODE_TAG
+from sync_pipeline.vocabulary import DAGSTER_PARTITION_TAG, MODE_INCREMENTAL, MODE_TAG, WORKER_LOST_TAG
 
 RETRY_BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(minutes=60))
+# A run whose worker died (a killed process, a lost machine) did not fail for the sync's reasons: its first retry
+# goes at once, on another worker, resuming from the checkpoint. A run that keeps killing its worker backs off.
+WORKER_LOST_BACKOFF = (timedelta(0), *RETRY_BACKOFF[1:])
 PAGE = 1000  # run status events read per kind and tick; the rest come at the next tick
 OUTCOMES = (DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_SUCCESS)
 
@@ -56,7 +59,8 @@ def learn_run_outcomes(
         at = datetime.fromtimestamp(event.timestamp, timezone.utc)
         if event.event_log_entry.dagster_event_type == DagsterEventType.RUN_FAILURE:
             mode = run.tags.get(MODE_TAG, MODE_INCREMENTAL)
-            row = store.partitions.record_failure(sync.integration.name, sync.name, partition, at, mode, RETRY_BACKOFF)
+            backoff = WORKER_LOST_BACKOFF if run.tags.get(WORKER_LOST_TAG) else RETRY_BACKOFF
+            row = store.partitions.record_failure(sync.integration.name, sync.name, partition, at, mode, backoff)
             retries += row is not None
         else:
             store.partitions.record_success(sync.integration.name, sync.name, partition, at)

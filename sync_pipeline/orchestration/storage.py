@@ -33,11 +33,23 @@ def prepare_storage(database_url: str, home: Path) -> str:
             try:
                 instance.event_log_storage  # noqa: B018 (opening each storage creates its tables)
                 instance.schedule_storage  # noqa: B018
+                _create_task_state_tables(instance, store.engine)
             finally:
                 instance.dispose()
     finally:
         store.engine.dispose()
     return head_revision()
+
+
+def _create_task_state_tables(instance: DagsterInstance, engine: Engine) -> None:
+    """Scale-out mode keeps Celery's task states in the database; Celery creates its tables on first use, without
+    a lock, in each process: create them here, under ours, before the daemon and the workers start."""
+    from sync_pipeline.scaleout.launcher import SyncPipelineCeleryRunLauncher
+
+    if isinstance(instance.run_launcher, SyncPipelineCeleryRunLauncher):
+        from celery.backends.database.models import ResultModelBase
+
+        ResultModelBase.metadata.create_all(engine)
 
 
 @contextmanager

@@ -26,6 +26,7 @@ class SlackApi(FakeApi):
     expire_token_after: int | None = None
     token_lifetime = TOKEN_LIFETIME
     token_endpoint_delay = 0.0  # seconds the token endpoint takes to answer
+    page_delay = 0.0  # seconds each users.list page takes to answer (a slow provider: a run to kill half way)
 
     def __init__(self) -> None:
         super().__init__()
@@ -67,6 +68,7 @@ class SlackApi(FakeApi):
             if presented != self.token:
                 return {"ok": False, "error": "invalid_auth"}
             self._token_pages += 1
+            time.sleep(self.page_delay)
             rows = sorted(self.members.values(), key=lambda m: m["id"])
             start = _decode(request.query_params.get("cursor"))
             if start is None:
@@ -91,6 +93,7 @@ class SlackApi(FakeApi):
         self.expire_token_after = None
         self.token_lifetime = TOKEN_LIFETIME
         self.token_endpoint_delay = 0.0
+        self.page_delay = 0.0
         self.__dict__.pop("token", None)
         self.oauth = RefreshGrants("xoxe-1", rotates=True)
         self.expired.clear()

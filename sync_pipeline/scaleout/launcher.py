@@ -1,0 +1,76 @@
+"""dagster-celery's CeleryRunLauncher with its task states in our PostgreSQL and a health check that sees dead workers."""
+
+from __future__ import annotations
+
+import time
+from threading import Lock
+
+from dagster import DagsterRun
+from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+from dagster_celery.launcher import CeleryRunLauncher
+from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
+
+from sync_pipeline.scaleout.instance import results_backend
+from sync_pipeline.settings import database_url
+from sync_pipeline.vocabulary import WORKER_LOST_TAG
+
+PING_SECONDS = 2.0  # how long the workers get to answer a ping
+PING_TTL = 5.0  # one ping of all workers serves every started run checked within this long
+SILENT_PINGS = 2  # a worker that missed this many pings in a row is gone
+
+# Celery settings of both sides (the launcher's producer and `sync-pipeline worker`).
+CELERY_SETTINGS = {
+    # A worker takes one run at a time per pool process: a run waiting in a worker's prefetch buffer cannot be
+    # taken by an idle worker, and dies with its worker.
+    "worker_prefetch_multiplier": 1,
+    # Publishing to a broker that is down fails the launch within seconds (the daemon fails the run, and the
+    # scheduler retries the partition) rather than blocking the daemon's queue.
+    "broker_connection_timeout": 4,
+    "broker_transport_options": {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+    "result_extended": False,
+    "worker_hijack_root_logger": False,
+    "worker_redirect_stdouts": False,  # the runs' Dagster logs reach the terminal as they are, not as WARNINGs
+    "broker_connection_retry_on_startup": True,
+}
+
+
+class SyncPipelineCeleryRunLauncher(CeleryRunLauncher):
+    """Runs as Celery tasks on our queue. Celery records STARTED when a worker takes a run and FAILURE when the
+    worker's pool process dies; a worker killed as a whole (its main process too) records nothing, so a run
+    whose task is STARTED on a worker that no longer answers a ping is reported failed to run monitoring."""
+
+    def __init__(self, default_queue: str, backend: str | None = None, config_source: dict | None = None, **kwargs) -> None:
+        backend = backend if backend not in (None, "rpc://") else results_backend(database_url())
+        super().__init__(default_queue=default_queue, backend=backend, config_source={**CELERY_SETTINGS, **(config_source or {})}, **kwargs)
+        self._pong_lock = Lock()
+        self._pinged_at = 0.0
+        self._silence: dict[str, int] = {}
+
+    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        result = super().check_run_worker_health(run)
+        if result.status == WorkerStatus.FAILED:
+            # The run is still STARTED (the monitor asks about no other), so its task did not end through Dagster:
+            # the pool process running it died (WorkerLostError).
+            self._instance.add_run_tags(run.run_id, {WORKER_LOST_TAG: "pool process"})  # retried at once
+            return result
+        if result.status != WorkerStatus.RUNNING:
+            return result
+        info = self.celery.AsyncResult(run.tags[DAGSTER_CELERY_TASK_ID_TAG]).info
+        hostname = info.get("hostname") if isinstance(info, dict) else None
+        if hostname and self._silent_pings(hostname) >= SILENT_PINGS:
+            self._instance.add_run_tags(run.run_id, {WORKER_LOST_TAG: hostname})  # retried at once (retries.py)
+            return CheckRunHealthResult(WorkerStatus.FAILED, f"Celery worker {hostname} running this run stopped answering")
+        return result
+
+    def _silent_pings(self, hostname: str) -> int:
+        """How many pings in a row `hostname` left unanswered (one lost reply is not a dead worker)."""
+        with self._pong_lock:
+            if time.monotonic() - self._pinged_at > PING_TTL:
+                replies = self.celery.control.ping(timeout=PING_SECONDS) or []
+                answered = {name for reply in replies for name in reply}
+                self._pinged_at = time.monotonic()
+                self._silence = {name: 0 if name in answered else count + 1 for name, count in self._silence.items()}
+                self._silence.setdefault(hostname, 0 if hostname in answered else 1)
+                for name in answered:
+                    self._silence[name] = 0
+            return self._silence.get(hostname, 0)
