@@ -69,7 +69,7 @@ class Progress:
         snap = self.snapshot()
         retries = f", {self.retries} retr{'y' if self.retries == 1 else 'ies'}" if self.retries else ""
         return (
-            f"{self.name}: {self.pages:,} page{'s' if self.pages != 1 else ''}, {self.fetched:,} records fetched, "
+            f"{self.name}: {self.pages:,} page{'s' if self.pages != 1 else ''}, {self.fetched:,} record{'s' if self.fetched != 1 else ''} fetched, "
             f"{self.saved:,} saved in {snap['elapsed_seconds']} s ({snap['records_per_second']:,.0f} records/s){retries}"
         )
 

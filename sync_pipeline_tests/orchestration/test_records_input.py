@@ -199,7 +199,7 @@ def test_a_sync_run_that_changed_nothing_is_observed_not_materialized(slack, sla
     metadata = observation.asset_observation_data.asset_observation.metadata
     assert (metadata["added"].value, metadata["total_records"].value) == (0, 1)
     # The unchanged run still ran its checks, and the next run resumed after it (INCREMENTAL, one added).
-    assert {check.check_name for check in unchanged.get_asset_check_evaluations()} == {"no_mass_deletion", "invalid_records_share"}
+    assert {check.check_name for check in unchanged.get_asset_check_evaluations()} == {"mass_deletion_guard", "invalid_records_share"}
     assert changed.get_asset_materialization_events()[0].step_materialization_data.materialization.metadata["added"].value == 1
 
 
