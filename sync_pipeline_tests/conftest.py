@@ -23,7 +23,7 @@ from sync_pipeline.settings import normalize_database_url, render_instance_yaml
 from sync_pipeline.store import Store, checked_store, store_for
 from sync_pipeline_tests.acme import registry as acme_registry
 from sync_pipeline_tests.fakes.acme import AcmeApi
-from sync_pipeline_tests.fakes.receiver import WebhookReceiver
+from sync_pipeline_tests.fakes.receiver import WebhookReceiver, served_receiver
 from sync_pipeline_tests.fakes.server import ServedApp
 from sync_pipeline_tests.harness import SyncHarness
 
@@ -150,7 +150,5 @@ def harness(instance, store, database_url) -> SyncHarness:
 @pytest.fixture
 def webhook_receiver() -> Iterator[WebhookReceiver]:
     """A real HTTP receiver for webhooks to the app on 127.0.0.1; its `url` is the webhook URL."""
-    api = WebhookReceiver()
-    with ServedApp(api) as served:
-        api.url = served.url + "/hooks"
-        yield api
+    with served_receiver() as receiver:
+        yield receiver

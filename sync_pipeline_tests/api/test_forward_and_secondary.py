@@ -14,8 +14,7 @@ from sync_pipeline.orchestration.notifications import run_webhook_tick
 from sync_pipeline.settings import WebhookSettings
 from sync_pipeline_tests.acme import WEBHOOK_SECRET, registry
 from sync_pipeline_tests.api.conftest import import_acme
-from sync_pipeline_tests.fakes.receiver import WebhookReceiver
-from sync_pipeline_tests.fakes.server import ServedApp
+from sync_pipeline_tests.fakes.receiver import WebhookReceiver, served_receiver
 
 SIGNING_KEY = "app-signing-key"
 CONTACT = {"id": "w1", "name": "Web", "email": "web@example.com", "updated_at": "2024-01-01T00:00:00Z"}
@@ -24,10 +23,8 @@ EVENT = {"connection_id": "conn-1", "contact": CONTACT}
 
 @pytest.fixture
 def second_receiver() -> Iterator[WebhookReceiver]:
-    api = WebhookReceiver()
-    with ServedApp(api) as served:
-        api.url = served.url + "/hooks"
-        yield api
+    with served_receiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture

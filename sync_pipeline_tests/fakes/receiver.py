@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from starlette.responses import JSONResponse
 
-from sync_pipeline_tests.fakes.server import FakeApi
+from sync_pipeline_tests.fakes.server import FakeApi, ServedApp
 
 
 class WebhookReceiver(FakeApi):
@@ -27,3 +30,12 @@ class WebhookReceiver(FakeApi):
     def received(self) -> list[tuple[dict[str, str], bytes]]:
         """(headers, raw body) of every request, in arrival order, failed ones included."""
         return [(dict(request.headers), body) for request, body in zip(self.requests, self.bodies)]
+
+
+@contextmanager
+def served_receiver() -> Iterator[WebhookReceiver]:
+    """A WebhookReceiver served on 127.0.0.1 for the block; its `url` is the webhook URL to give the app."""
+    receiver = WebhookReceiver()
+    with ServedApp(receiver) as served:
+        receiver.url = served.url + "/hooks"
+        yield receiver

@@ -20,8 +20,7 @@ from sync_pipeline.store import Connection, utcnow
 from sync_pipeline.orchestration.run_metadata import RunMetadata
 from sync_pipeline.store import DELIVERED, FAILED, PENDING
 from sync_pipeline_tests.acme import registry
-from sync_pipeline_tests.fakes.receiver import WebhookReceiver
-from sync_pipeline_tests.fakes.server import ServedApp
+from sync_pipeline_tests.fakes.receiver import WebhookReceiver, served_receiver
 
 SIGNING_KEY = "test-signing-key"
 
@@ -281,9 +280,8 @@ def test_re_running_the_sensor_over_the_same_events_sends_nothing_new(app, senso
 
 
 def test_the_connection_override_wins_over_the_environment_url(app, sensor, acme, webhook_receiver, store):
-    other = WebhookReceiver()
-    with ServedApp(other) as served:
-        set_override(store, "conn-1", served.url + "/hooks")
+    with served_receiver() as other:
+        set_override(store, "conn-1", other.url)
         acme.put("c1", "Ada")
         app.run("acme", "contacts", "conn-1")
         sensor.tick()

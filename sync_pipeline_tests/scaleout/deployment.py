@@ -17,8 +17,7 @@ import httpx
 from sync_pipeline.cli.processes import wait_until_answering
 from sync_pipeline_tests.cli.processes import Command, free_port
 from sync_pipeline_tests.conftest import server_database
-from sync_pipeline_tests.fakes.receiver import WebhookReceiver
-from sync_pipeline_tests.fakes.server import ServedApp
+from sync_pipeline_tests.fakes.receiver import WebhookReceiver, served_receiver
 
 SECRET_KEY = "scaleout-test-key"
 
@@ -84,9 +83,7 @@ class Deployment:
 def scaleout_deployment(broker: str, home: Path, workers: int = 2) -> Iterator[Deployment]:
     """daemon + API + `workers` workers on a fresh PostgreSQL database and a queue of this test's own on `broker`
     (other tests and deployments may share the broker)."""
-    receiver = WebhookReceiver()
-    with server_database("sp_scaleout") as url, ServedApp(receiver) as served:
-        receiver.url = served.url + "/hooks"
+    with server_database("sp_scaleout") as url, served_receiver() as receiver:
         api_port = free_port()
         env = {
             "DAGSTER_HOME": str(home), "SYNC_PIPELINE_DATABASE_URL": url, "SYNC_PIPELINE_BROKER_URL": broker,
