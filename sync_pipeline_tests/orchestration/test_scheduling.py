@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, build_sensor_context
+from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRunStatus, build_sensor_context
 from dagster._core.test_utils import create_run_for_test
 from sqlalchemy import update
 
@@ -15,6 +15,7 @@ from sync_pipeline.orchestration.scheduling import SENSOR_NAME, evaluate_schedul
 from sync_pipeline.store import from_iso, to_iso, utcnow
 from sync_pipeline.orchestration.run_metadata import RunMetadata
 from sync_pipeline.store import schema
+from sync_pipeline.vocabulary import WORKER_LOST_TAG
 
 partitions = schema.tables["sp_partitions"]
 
@@ -253,6 +254,65 @@ def test_a_failed_run_is_retried_after_1_5_15_then_60_minutes_in_its_own_mode(co
     evaluate_at(connected, store, utcnow())
     row = store.partitions.get("acme", "contacts", key)
     assert (row.failures, row.retry_at, row.retry_mode) == (0, None, None)
+
+
+def fail_to_launch(harness, request) -> None:
+    """The daemon's path for a run whose launch raised (a broker that is down): the dequeued run is marked
+    STARTING, then failed, and never gets a RUN_START (queued_run_coordinator_daemon._dequeue_run). Created
+    NOT_STARTED: a QUEUED run needs a code location's origin, which has no part in this."""
+    run = create_run_for_test(
+        harness.instance, job_name=request.job_name, status=DagsterRunStatus.NOT_STARTED,
+        tags={**request.tags, "dagster/partition": request.partition_key},
+    )  # fmt: skip
+    harness.instance.report_dagster_event(
+        DagsterEvent(DagsterEventType.PIPELINE_STARTING.value, job_name=run.job_name), run_id=run.run_id
+    )
+    harness.instance.report_run_failed(harness.instance.get_run_by_id(run.run_id))
+
+
+def retry_delay(store, key: str) -> timedelta:
+    row = store.partitions.get("acme", "contacts", key)
+    return from_iso(row.retry_at) - from_iso(row.failed_at)
+
+
+def test_a_run_that_failed_to_launch_is_retried_after_15_seconds_then_5_and_15_minutes(connected, store, acme):
+    key = connected.add_partition("acme", "contacts", "conn-1")
+    [request] = tick(connected)
+    fail_to_launch(connected, request)
+
+    evaluate_at(connected, store, utcnow())
+    assert retry_delay(store, key) == timedelta(seconds=15)  # it did no work: no reason to wait a minute
+    failed_at = from_iso(store.partitions.get("acme", "contacts", key).failed_at)
+    assert evaluate_at(connected, store, failed_at + timedelta(seconds=10)).requests == []
+    [retry] = evaluate_at(connected, store, failed_at + timedelta(seconds=16)).requests
+    assert retry.partition_key == key and retry.run_key != request.run_key
+
+    fail_to_launch(connected, retry)  # the broker is still down: back off as any failure does
+    evaluate_at(connected, store, utcnow())
+    assert retry_delay(store, key) == timedelta(minutes=5)
+
+    row = store.partitions.get("acme", "contacts", key)
+    [retry] = evaluate_at(connected, store, from_iso(row.retry_at) + timedelta(seconds=1)).requests
+    acme.crash_after_pages = 0
+    assert not run_requested(connected, retry).success  # this one started, and failed for the sync's reasons
+    evaluate_at(connected, store, utcnow())
+    assert retry_delay(store, key) == timedelta(minutes=15)
+    assert store.partitions.get("acme", "contacts", key).failures == 3
+
+
+def test_a_run_whose_worker_was_lost_is_retried_at_once(connected, store, acme):
+    key = connected.add_partition("acme", "contacts", "conn-1")
+    [request] = tick(connected)
+    acme.crash_after_pages = 0
+    # What the scale-out launcher tags a run with when its Celery worker stops answering (scaleout/launcher.py).
+    request.tags[WORKER_LOST_TAG] = "w1@host"
+    assert not run_requested(connected, request).success
+
+    # The tick that learns of the failure asks for the retry: no wait.
+    [retry] = evaluate_at(connected, store, utcnow()).requests
+
+    assert retry.partition_key == key and retry.run_key != request.run_key
+    assert store.partitions.get("acme", "contacts", key).failures == 1
 
 
 def test_a_failure_is_counted_once_however_often_the_events_are_read(connected, store, acme):
