@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from dagster import DagsterInstance, RunRecord
+from dagster._core.test_utils import environ
 
 from sync_pipeline.cli.processes import wait_until_answering
 from sync_pipeline_tests.cli.processes import Command, free_port
@@ -67,6 +69,21 @@ class Deployment:
                 raise AssertionError(f"no webhook within {timeout:.0f} s for {sorted(missing)}:\n{self.logs()}")
             time.sleep(0.5)
         return self.webhooks()
+
+    def wait_for_webhook(self, connection_id: str, success: bool, timeout: float) -> dict:
+        """The first webhook for `connection_id` whose `success` is `success`."""
+        deadline = time.monotonic() + timeout
+        while not (hooks := [h for h in self.webhooks() if h["connectionId"] == connection_id and h["success"] is success]):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no webhook with success={success} for {connection_id} within {timeout:.0f} s:\n{self.logs()}")
+            time.sleep(0.5)
+        return hooks[0]
+
+    def run_records(self) -> list[RunRecord]:
+        """Dagster's runs of the deployment, oldest first: what its UI's Runs page lists."""
+        with environ({"SYNC_PIPELINE_DATABASE_URL": self.env["SYNC_PIPELINE_DATABASE_URL"]}):
+            with DagsterInstance.from_config(self.env["DAGSTER_HOME"]) as instance:
+                return list(reversed(instance.get_run_records()))
 
     def logs(self, tail: int = 40) -> str:
         parts = []
