@@ -1,4 +1,4 @@
-"""dagster-celery's CeleryRunLauncher with its task states in our PostgreSQL and a health check that sees dead workers."""
+"""dagster-celery's CeleryRunLauncher: task states in our PostgreSQL (old ones forgotten), dead workers noticed."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class SyncPipelineCeleryRunLauncher(CeleryRunLauncher):
             return
         try:
             removed = forget_old_task_states(self.celery.backend)
-            # A full batch leaves more behind: the next launch goes on with it.
+            # A call that reached its limit left more behind: the next launch goes on with it.
             self._cleanup_due = time.monotonic() + (0.0 if removed >= LIMIT else CLEANUP_EVERY_SECONDS)
             if removed:
                 log.info("forgot %d Celery task states older than result_expires", removed)

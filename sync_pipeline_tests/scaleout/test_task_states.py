@@ -24,7 +24,8 @@ TWO_DAYS = timedelta(days=2)
 
 def task_states(url: str) -> DatabaseBackend:
     """The results backend the deployment's run launcher uses, on `url`."""
-    return SyncPipelineCeleryRunLauncher(default_queue="unused", broker=RABBITMQ, backend=results_backend(url)).celery.backend
+    launcher = SyncPipelineCeleryRunLauncher(default_queue="unused", broker=RABBITMQ, backend=results_backend(url))
+    return launcher.celery.backend
 
 
 def record(backend: DatabaseBackend, task_id: str, state: str, ago: timedelta | None = None) -> None:
