@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 
 from fakes import Receiver, SlackUsers, served  # noqa: E402  (sibling modules of this script)
+from profiles import Recorder, report  # noqa: E402
 from support import database  # noqa: E402
 
 BROKER = os.environ.get("SYNC_PIPELINE_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -67,12 +69,38 @@ def process_tree_cpu(roots: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+class PeakConnections:
+    """The most client connections PostgreSQL had open at once while this runs (its max_connections is the limit
+    a deployment's processes and their pools share), sampled twice a second."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import create_engine
+
+        self._engine, self._stop, self.peak = create_engine(url), threading.Event(), 0
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        from sqlalchemy import text
+
+        query = text("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
+        with self._engine.connect() as conn:
+            while not self._stop.wait(0.5):
+                self.peak = max(self.peak, conn.execute(query).scalar())
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        self._engine.dispose()
+        return self.peak
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def run(server: str, connections: int, workers: int, concurrency: int) -> dict:
+def run(server: str, connections: int, workers: int, concurrency: int, profile: Path | None = None) -> dict:
     receiver, slack = Receiver(), SlackUsers(USERS)
     with database(server) as url, served(receiver) as hooks, served(slack) as provider, tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "DAGSTER_HOME": home, "SYNC_PIPELINE_DATABASE_URL": url, "SYNC_PIPELINE_SECRET_KEY": KEY,
@@ -96,6 +124,8 @@ def run(server: str, connections: int, workers: int, concurrency: int) -> dict:
             roots = [child.pid for child in children]
             roles = {"daemon": roots[:1], "api": roots[1:2], "workers": roots[2:]}
             role_start = {role: process_tree_cpu(pids) for role, pids in roles.items()}
+            spies = profile and Recorder(profile, {"daemon": roots[0], **{f"worker {i}": pid for i, pid in enumerate(roots[2:])}})
+            peak = PeakConnections(url)
             cpu_start, own_start, started = cpu_seconds(), process_tree_cpu(roots), time.time()
 
             def create(index: int) -> None:
@@ -112,6 +142,8 @@ def run(server: str, connections: int, workers: int, concurrency: int) -> dict:
                 list(pool.map(create, range(connections)))
             arrival = _wait_for_webhooks(receiver, set(created), timeout=120 + connections * 6)
             finished, cpu_end, own_end = time.time(), cpu_seconds(), process_tree_cpu(roots)
+            profiles = spies.stop() if spies else {}
+            connections_peak = peak.stop()
             role_cpu = {role: (process_tree_cpu(pids) - role_start[role]) / connections for role, pids in roles.items()}
             sizes = _sizes_per_sync(url, connections)
         finally:
@@ -129,6 +161,7 @@ def run(server: str, connections: int, workers: int, concurrency: int) -> dict:
             "own_cpu_per_sync": (own_end - own_start) / connections,
             "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
             "seconds": finished - started, "webhooks": len(receiver.bodies), "roles": role_cpu, "sizes": sizes,
+            "profiles": profiles, "peak_connections": connections_peak,
         }  # fmt: skip
 
 
@@ -182,6 +215,10 @@ def _wait_for_webhooks(receiver: Receiver, ids: set[str], timeout: float) -> dic
     return arrival
 
 
+def _under(directory: Path | None, name: str) -> Path | None:
+    return directory / name if directory else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=300, help="connections on Celery workers")
@@ -189,15 +226,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2, help="each worker's pool processes")
     parser.add_argument("--only", choices=["default", "celery"], default=None)
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="py-spy the daemon and the workers into DIR (needs root) and print whose code the CPU went to")  # fmt: skip
     args = parser.parse_args()
     server = os.environ.get("SYNC_PIPELINE_BENCH_DATABASE_URL")
     if not server:
         raise SystemExit("set SYNC_PIPELINE_BENCH_DATABASE_URL to a PostgreSQL server: scale-out needs PostgreSQL")
     results = {}
     if args.only in (None, "default"):
-        results["default launcher"] = run(server, args.default_connections or args.connections, 0, 0)
+        results["default launcher"] = run(server, args.default_connections or args.connections, 0, 0, _under(args.profile, "default"))
     if args.only in (None, "celery"):
-        results[f"celery, {args.workers} workers x {args.concurrency}"] = run(server, args.connections, args.workers, args.concurrency)
+        results[f"celery, {args.workers} workers x {args.concurrency}"] = run(server, args.connections, args.workers, args.concurrency, _under(args.profile, "celery"))
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} (other work on the machine counts in machine CPU-s)")
     print(f"{'':28} {'syncs/min':>10} {'CPU-s/sync':>11} {'own CPU-s':>10} {'p50 s':>7} {'p99 s':>7} {'wall s':>7} {'webhooks':>9}")
     for name, r in results.items():
@@ -205,6 +244,9 @@ def main() -> None:
               f"{r['p99']:7.1f} {r['seconds']:7.1f} {r['webhooks']:9d}")  # fmt: skip
         print(f"{'':28} own CPU-s a sync by process: " + ", ".join(f"{k} {v:.3f}" for k, v in r["roles"].items()))
         print(f"{'':28} KB a sync in PostgreSQL: " + ", ".join(f"{k} {v:.1f}" for k, v in r["sizes"].items()))
+        print(f"{'':28} PostgreSQL client connections at the peak: {r['peak_connections']}")
+        for line in report(r["profiles"]):
+            print(f"{'':28} {line}")
     if len(results) == 2:
         default, celery = results.values()
         print(f"celery / default syncs a minute: {celery['syncs_per_minute'] / default['syncs_per_minute']:.1f}x")

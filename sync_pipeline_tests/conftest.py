@@ -39,6 +39,17 @@ def pytest_report_header(config) -> str:
     return "sync_pipeline database: SQLite (set SYNC_PIPELINE_TEST_DATABASE_URL to also run on PostgreSQL)"
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked postgres_only check what exists only on a PostgreSQL server (its connections, pooling):
+    on the SQLite pass they are deselected, not skipped, since there is nothing they could check."""
+    if SERVER_URL:
+        return
+    deselected = [item for item in items if item.get_closest_marker("postgres_only")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> Iterator[str]:
     """The database of this test session: a temporary SQLite file, or a fresh PostgreSQL database."""

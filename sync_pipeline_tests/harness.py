@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dagster import DagsterInstance, ExecuteInProcessResult
+from dagster import DagsterInstance, DagsterRunStatus, ExecuteInProcessResult
+from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.utils import make_new_run_id
 
 from sync_pipeline.keys import make_partition_key
 from sync_pipeline.orchestration import build_definitions
-from sync_pipeline.orchestration.assets import MODE_TAG
+from sync_pipeline.orchestration.assets import MODE_TAG, run_tags
 from sync_pipeline.sdk.declaration import Registry
 from sync_pipeline.store import Connection, Store, utcnow
-from sync_pipeline.vocabulary import ALLOW_MASS_DELETE_TAG
+from sync_pipeline.vocabulary import ALLOW_MASS_DELETE_TAG, DAGSTER_PARTITION_TAG
 
 
 class SyncHarness:
@@ -60,3 +63,17 @@ class SyncHarness:
         job = self.definitions.resolve_job_def(sync.qualified_name)
         tags = {**({MODE_TAG: mode} if mode else {}), **({ALLOW_MASS_DELETE_TAG: "true"} if allow_mass_delete else {})}
         return job.execute_in_process(partition_key=key, instance=self.instance, tags=tags or None, raise_on_error=False)
+
+    def queue_run(self, integration: str, sync_name: str, connection_id: str, variant: str = "base") -> str:
+        """A run of the partition waiting in Dagster's queue, as the scheduler leaves it for the daemon; its id."""
+        sync = self.registry.find_sync(integration, sync_name)
+        run = DagsterRun(
+            job_name=sync.qualified_name,
+            run_id=make_new_run_id(),
+            status=DagsterRunStatus.QUEUED,
+            tags={**run_tags(sync, connection_id, variant), DAGSTER_PARTITION_TAG: make_partition_key(connection_id, variant)},
+            remote_job_origin=RemoteJobOrigin(
+                RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("sync_pipeline"), "__repository__"), sync.qualified_name
+            ),
+        )
+        return self.instance.add_run(run).run_id

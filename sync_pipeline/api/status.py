@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from dagster import AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunRecord, RunsFilter
 from pydantic import BaseModel
 
 from sync_pipeline.orchestration.assets import partition_id
@@ -119,8 +119,14 @@ def partition_status(instance: DagsterInstance, store: Store, sync: SyncDefiniti
         "retry": _retry(row),
         # Why the latest run failed (type, message with provider status, URL and cause), else null.
         "error": run_failure(instance, run.dagster_run.run_id).as_dict() if execution == "ERROR" and run else None,
-        "progress": _progress(unfinished) if execution == "RUNNING" else None,
+        "progress": _progress(unfinished) if execution == "RUNNING" and _reported_by(unfinished, run) else None,
     }
+
+
+def _reported_by(unfinished: RunProgress | None, run: RunRecord | None) -> bool:
+    """Whether the run in flight wrote these counts: a queued retry shows none of the crashed run's before it."""
+    updated = unfinished.updated_at if unfinished is not None else None
+    return run is not None and updated is not None and updated >= run.create_timestamp
 
 
 def _progress(unfinished: RunProgress | None) -> dict[str, Any] | None:

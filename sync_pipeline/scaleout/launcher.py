@@ -1,22 +1,28 @@
-"""dagster-celery's CeleryRunLauncher with its task states in our PostgreSQL and a health check that sees dead workers."""
+"""dagster-celery's CeleryRunLauncher: task states in our PostgreSQL (old ones forgotten), dead workers noticed."""
 
 from __future__ import annotations
 
+import logging
 import time
 from threading import Lock
 
 from dagster import DagsterRun
-from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from dagster_celery.launcher import CeleryRunLauncher
 from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
 
 from sync_pipeline.scaleout.instance import results_backend
+from sync_pipeline.scaleout.task_states import LIMIT, forget_old_task_states
 from sync_pipeline.settings import database_url
 from sync_pipeline.vocabulary import WORKER_LOST_TAG
 
 PING_SECONDS = 2.0  # how long the workers get to answer a ping
 PING_TTL = 5.0  # one ping of all workers serves every started run checked within this long
 SILENT_PINGS = 2  # a worker that missed this many pings in a row is gone
+CLEANUP_EVERY_SECONDS = 3600.0  # old task states are forgotten at most this often (each launch adds one)
+CLEANUP_RETRY_SECONDS = 60.0  # after a cleanup that failed (the database away for a moment)
+
+log = logging.getLogger(__name__)
 
 # Celery settings of both sides (the launcher's producer and `sync-pipeline worker`).
 CELERY_SETTINGS = {
@@ -45,6 +51,30 @@ class SyncPipelineCeleryRunLauncher(CeleryRunLauncher):
         self._pong_lock = Lock()
         self._pinged_at = 0.0
         self._silence: dict[str, int] = {}
+        self._cleanup_lock = Lock()
+        self._cleanup_due = 0.0  # monotonic; the daemon's first launch cleans up
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        super().launch_run(context)
+        # Each launch adds a row to celery_taskmeta: the process that adds them (the daemon) forgets old ones,
+        # after publishing, so the run is not held up.
+        self._forget_old_task_states_when_due()
+
+    def _forget_old_task_states_when_due(self) -> None:
+        """At most hourly, and by one of the daemon's launching threads at a time (the others do not wait)."""
+        if time.monotonic() < self._cleanup_due or not self._cleanup_lock.acquire(blocking=False):
+            return
+        try:
+            removed = forget_old_task_states(self.celery.backend)
+            # A call that reached its limit left more behind: the next launch goes on with it.
+            self._cleanup_due = time.monotonic() + (0.0 if removed >= LIMIT else CLEANUP_EVERY_SECONDS)
+            if removed:
+                log.info("forgot %d Celery task states older than result_expires", removed)
+        except Exception:  # noqa: BLE001 (the run is published: failing its launch now would run it twice)
+            self._cleanup_due = time.monotonic() + CLEANUP_RETRY_SECONDS
+            log.warning("could not forget old Celery task states; trying again later", exc_info=True)
+        finally:
+            self._cleanup_lock.release()
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
         result = super().check_run_worker_health(run)

@@ -12,9 +12,6 @@ from datetime import timedelta
 import httpx
 import pytest
 from dagster import DagsterRunStatus, RunsFilter
-from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
-from dagster._core.storage.dagster_run import DagsterRun
-from dagster._core.utils import make_new_run_id
 from pydantic import BaseModel
 
 from sync_pipeline.orchestration.assets import run_tags
@@ -24,7 +21,7 @@ from sync_pipeline.orchestration.scheduling import evaluate_schedule, runs_in_fl
 from sync_pipeline.sdk import CursorPagination, Integration, Registry, SyncContext, SyncError
 from sync_pipeline.settings import WebhookSettings
 from sync_pipeline.store import utcnow
-from sync_pipeline.vocabulary import CANCELED_BY_TAG, DAGSTER_PARTITION_TAG, MODE_TAG
+from sync_pipeline.vocabulary import CANCELED_BY_TAG, MODE_TAG
 from sync_pipeline_tests.api.conftest import import_acme
 from sync_pipeline_tests.declared import api_over, connect
 from sync_pipeline_tests.harness import SyncHarness
@@ -141,27 +138,11 @@ def test_a_timeout_that_is_not_a_positive_duration_is_refused(timeout):
 # -- a reset trigger replaces the run in progress -------------------------------------------------------------
 
 
-def queued_run(instance, harness, partition_key: str = "conn-1::base") -> str:
-    """A run of the partition waiting in Dagster's queue, as the scheduler leaves it for the daemon."""
-    sync = harness.registry.find_sync("acme", "contacts")
-    connection_id = partition_key.split("::")[0]
-    run = DagsterRun(
-        job_name=sync.qualified_name,
-        run_id=make_new_run_id(),
-        status=DagsterRunStatus.QUEUED,
-        tags={**run_tags(sync, connection_id, "base"), DAGSTER_PARTITION_TAG: partition_key},
-        remote_job_origin=RemoteJobOrigin(
-            RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("sync_pipeline"), "__repository__"), sync.qualified_name
-        ),
-    )
-    return instance.add_run(run).run_id
-
-
 def test_a_reset_trigger_cancels_the_partitions_queued_run_and_queues_the_new_one(client, acme, harness, instance, store):
     import_acme(client, acme)
     import_acme(client, acme, "conn-2")
-    queued = queued_run(instance, harness)
-    other = queued_run(instance, harness, "conn-2::base")
+    queued = harness.queue_run("acme", "contacts", "conn-1")
+    other = harness.queue_run("acme", "contacts", "conn-2")
 
     response = client.post("/sync/trigger", json={"syncs": ["contacts"], **KEY, "opts": {"reset": True}})
 
@@ -177,7 +158,7 @@ def test_a_reset_trigger_cancels_the_partitions_queued_run_and_queues_the_new_on
 
 def test_an_incremental_trigger_leaves_the_run_in_progress_alone(client, acme, harness, instance):
     import_acme(client, acme)
-    queued = queued_run(instance, harness)
+    queued = harness.queue_run("acme", "contacts", "conn-1")
 
     assert client.post("/sync/trigger", json={"syncs": ["contacts"], **KEY}).json() == {"success": True}
 

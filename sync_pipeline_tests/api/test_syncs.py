@@ -295,3 +295,21 @@ def test_while_a_run_is_in_progress_status_shows_its_checkpoint_and_records_fetc
     assert all(s["progress"]["records_fetched"] <= 10 for s in seen)
     done = contacts_status(client)
     assert done["status"] == "SUCCESS" and done["progress"] is None and done["recordCount"] == {"AcmeContact": 10}
+
+
+def test_a_run_queued_after_a_crash_shows_no_progress_until_it_reports_its_own(
+    client, acme, connected, harness, store, monkeypatch
+):
+    monkeypatch.setenv("SYNC_PIPELINE_PROGRESS_SECONDS", "0")  # the crashed run reports after every page
+    for n in range(6):
+        acme.put(f"c{n}", f"Name{n}")
+    acme.crash_after_pages = 1
+    assert not harness.run("acme", "contacts", "conn-1").success
+    assert store.partitions.progress("acme", "contacts", "conn-1::base").progress, "the crashed run left its progress"
+
+    harness.queue_run("acme", "contacts", "conn-1")  # as the scheduler queues the retry; no daemon launches it here
+
+    status = contacts_status(client)
+    assert status["status"] == "RUNNING"
+    assert status["progress"] is None, "the crashed run's counts are not the queued run's"
+    assert status["checkpoint"] == {"cursor": "2"}, "where the queued run will resume"
