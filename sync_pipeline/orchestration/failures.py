@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from dagster import DagsterEventType, DagsterInstance
+from dagster import DagsterEventType, DagsterInstance, RunsFilter
 
 ERROR_TYPE_KEY = "error_type"  # metadata of the Failure a sync run raises: the original exception's class
 
@@ -29,7 +29,8 @@ class RunFailure:
 
 
 def run_failure(instance: DagsterInstance, run_id: str) -> RunFailure:
-    """The failed step's error (a sync's own Failure, else the innermost Python exception), else the run's."""
+    """The failed step's error (a sync's own Failure, else the innermost Python exception), else the launch's (a
+    run that never started), else the run's."""
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1).records:
         data = record.event_log_entry.dagster_event.step_failure_data
         failed_at = _iso(record.event_log_entry.timestamp)
@@ -44,10 +45,33 @@ def run_failure(instance: DagsterInstance, run_id: str) -> RunFailure:
                 innermost = innermost.cause
             kind = innermost.cls_name or "Error"
             return RunFailure(run_id, kind, _strip_type(innermost.message.strip(), kind), failed_at)
-    for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE, limit=1).records:
+    failures = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE, limit=1).records
+    launch = _launch_error(instance, run_id)
+    for record in failures:
         entry = record.event_log_entry
+        if launch is not None:
+            return RunFailure(run_id, launch.type, launch.message, _iso(entry.timestamp))
         return RunFailure(run_id, "RunFailure", entry.message or "the run failed", _iso(entry.timestamp))
     return RunFailure(run_id, "RunFailure", "the run failed before it started its step")
+
+
+def _launch_error(instance: DagsterInstance, run_id: str) -> RunFailure | None:
+    """Why the daemon could not launch a run (the broker down...): the error of its engine event. Only for a run
+    that never started, whose failure Dagster records as "marked as failed from outside the execution context"."""
+    record = next(iter(instance.get_run_records(RunsFilter(run_ids=[run_id]), limit=1)), None)
+    if record is None or record.start_time is not None:
+        return None
+    events = instance.get_records_for_run(run_id, of_type=DagsterEventType.ENGINE_EVENT, ascending=False, limit=20)
+    for event in events.records:
+        data = event.event_log_entry.dagster_event.engine_event_data
+        if data is not None and data.error is not None:
+            innermost = data.error
+            while innermost.cause is not None:  # kombu's OperationalError wraps the socket's error
+                innermost = innermost.cause
+            kind = innermost.cls_name or "Error"
+            message = _strip_type(innermost.message.strip(), kind)
+            return RunFailure(run_id, kind, f"the run could not be launched: {message}")
+    return None
 
 
 def _strip_type(message: str, kind: str) -> str:

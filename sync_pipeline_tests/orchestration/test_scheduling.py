@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import socket
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRunStatus, build_sensor_context
+from dagster._core.events import EngineEventData
 from dagster._core.test_utils import create_run_for_test
+from dagster._utils.error import serializable_error_info_from_exc_info
 from sqlalchemy import update
 
 from sync_pipeline.orchestration.assets import CONNECTION_TAG, MODE_TAG, PARTITION_TAG
+from sync_pipeline.orchestration.failures import run_failure
 from sync_pipeline.orchestration.scheduling import SENSOR_NAME, evaluate_schedule
 from sync_pipeline.store import from_iso, to_iso, utcnow
 from sync_pipeline.orchestration.run_metadata import RunMetadata
 from sync_pipeline.store import schema
 from sync_pipeline.vocabulary import WORKER_LOST_TAG
+from sync_pipeline_tests.cli.processes import free_port
 
 partitions = schema.tables["sp_partitions"]
 
@@ -256,7 +262,7 @@ def test_a_failed_run_is_retried_after_1_5_15_then_60_minutes_in_its_own_mode(co
     assert (row.failures, row.retry_at, row.retry_mode) == (0, None, None)
 
 
-def fail_to_launch(harness, request) -> None:
+def fail_to_launch(harness, request) -> str:
     """The daemon's path for a run whose launch raised (a broker that is down): the dequeued run is marked
     STARTING, then failed, and never gets a RUN_START (queued_run_coordinator_daemon._dequeue_run). Created
     NOT_STARTED: a QUEUED run needs a code location's origin, which has no part in this."""
@@ -267,7 +273,16 @@ def fail_to_launch(harness, request) -> None:
     harness.instance.report_dagster_event(
         DagsterEvent(DagsterEventType.PIPELINE_STARTING.value, job_name=run.job_name), run_id=run.run_id
     )
-    harness.instance.report_run_failed(harness.instance.get_run_by_id(run.run_id))
+    try:
+        socket.create_connection(("127.0.0.1", free_port()), timeout=2)  # nothing listens: a broker that is down
+    except ConnectionRefusedError:
+        error = serializable_error_info_from_exc_info(sys.exc_info())
+    run = harness.instance.get_run_by_id(run.run_id)
+    harness.instance.report_engine_event(
+        "Caught an unrecoverable error while dequeuing the run", run, EngineEventData.engine_error(error)
+    )
+    harness.instance.report_run_failed(run)
+    return run.run_id
 
 
 def retry_delay(store, key: str) -> timedelta:
@@ -298,6 +313,17 @@ def test_a_run_that_failed_to_launch_is_retried_after_15_seconds_then_5_and_15_m
     evaluate_at(connected, store, utcnow())
     assert retry_delay(store, key) == timedelta(minutes=15)
     assert store.partitions.get("acme", "contacts", key).failures == 3
+
+
+def test_a_failed_launch_is_described_by_the_launchers_error(connected):
+    connected.add_partition("acme", "contacts", "conn-1")
+    [request] = tick(connected)
+
+    failure = run_failure(connected.instance, fail_to_launch(connected, request))
+
+    # What /sync/status and the failure webhook say, where Dagster's own message is "marked as failed from outside
+    # the execution context".
+    assert failure.description == "ConnectionRefusedError: the run could not be launched: [Errno 111] Connection refused"
 
 
 def test_a_run_whose_worker_was_lost_is_retried_at_once(connected, store, acme):

@@ -38,6 +38,7 @@ def test_a_run_launched_while_the_broker_is_down_fails_its_launch_and_its_retry_
     # The app hears of the failed launch (the first sync of the connection failed), then of the retry's success.
     assert [hook["success"] for hook in hooks] == [False, True], hooks
     assert failure["syncType"] == "INITIAL"
+    assert "the run could not be launched: [Errno 111] Connection refused" in failure["error"]["description"], failure
     assert success["syncType"] == "INITIAL" and success["responseResults"] == {"added": 20, "updated": 0, "deleted": 0}
     assert slack.requests, "the retry read the provider"
     assert status["status"] == "SUCCESS" and status["recordCount"] == {"SlackUser": 20}
