@@ -73,9 +73,9 @@ class Deployment:
     def wait_for_webhook(self, connection_id: str, success: bool, timeout: float) -> dict:
         """The first webhook for `connection_id` whose `success` is `success`."""
         deadline = time.monotonic() + timeout
-        while not (hooks := [h for h in self.webhooks() if h["connectionId"] == connection_id and h["success"] is success]):
+        while not (hooks := [h for h in self.webhooks() if (h["connectionId"], h["success"]) == (connection_id, success)]):
             if time.monotonic() > deadline:
-                raise AssertionError(f"no webhook with success={success} for {connection_id} within {timeout:.0f} s:\n{self.logs()}")
+                raise AssertionError(f"no webhook success={success} for {connection_id} in {timeout:.0f} s:\n{self.logs()}")
             time.sleep(0.5)
         return hooks[0]
 

@@ -1,6 +1,6 @@
 """The broker down when the daemon launches a run (docs/deploy.md, Faults): the launch fails, the scheduler retries
 the partition 15 s later, and once the broker is back the retry syncs every record: a failed launch, not a lost
-run. The outage is real: daemon, API and workers reach RabbitMQ through a TCP relay that is closed (connections
+run. The outage is real: the deployment's processes reach RabbitMQ through a TCP relay that is closed (connections
 refused, open ones cut) and opened again; the workers reconnect by themselves."""
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ def test_a_run_launched_while_the_broker_is_down_fails_its_launch_and_its_retry_
     assert failure["syncType"] == "INITIAL"
     assert "the run could not be launched: [Errno 111] Connection refused" in failure["error"]["description"], failure
     assert success["syncType"] == "INITIAL" and success["responseResults"] == {"added": 20, "updated": 0, "deleted": 0}
-    assert slack.requests, "the retry read the provider"
     assert status["status"] == "SUCCESS" and status["recordCount"] == {"SlackUser": 20}
     # Two runs, none left in flight: the launch that failed (it never started) and its retry.
     assert [run.dagster_run.status for run in runs] == [DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS]
