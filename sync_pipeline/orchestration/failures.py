@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from dagster import DagsterEventType, DagsterInstance, RunsFilter
+from dagster._utils.error import SerializableErrorInfo
 
 ERROR_TYPE_KEY = "error_type"  # metadata of the Failure a sync run raises: the original exception's class
 
@@ -40,11 +41,8 @@ def run_failure(instance: DagsterInstance, run_id: str) -> RunFailure:
             kind = str(entry.value) if entry is not None else "Failure"
             return RunFailure(run_id, kind, _strip_type(user.description, kind), failed_at)
         if data.error is not None:
-            innermost = data.error
-            while innermost.cause is not None:  # Dagster wraps the user's exception in its own step error
-                innermost = innermost.cause
-            kind = innermost.cls_name or "Error"
-            return RunFailure(run_id, kind, _strip_type(innermost.message.strip(), kind), failed_at)
+            kind, message = _innermost(data.error)  # Dagster wraps the user's exception in its own step error
+            return RunFailure(run_id, kind, message, failed_at)
     failures = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE, limit=1).records
     launch = _launch_error(instance, run_id)
     for record in failures:
@@ -65,13 +63,17 @@ def _launch_error(instance: DagsterInstance, run_id: str) -> RunFailure | None:
     for event in events.records:
         data = event.event_log_entry.dagster_event.engine_event_data
         if data is not None and data.error is not None:
-            innermost = data.error
-            while innermost.cause is not None:  # kombu's OperationalError wraps the socket's error
-                innermost = innermost.cause
-            kind = innermost.cls_name or "Error"
-            message = _strip_type(innermost.message.strip(), kind)
+            kind, message = _innermost(data.error)  # kombu's OperationalError wraps the socket's error
             return RunFailure(run_id, kind, f"the run could not be launched: {message}")
     return None
+
+
+def _innermost(error: SerializableErrorInfo) -> tuple[str, str]:
+    """The type and message of the exception at the bottom of a chain of causes."""
+    while error.cause is not None:
+        error = error.cause
+    kind = error.cls_name or "Error"
+    return kind, _strip_type(error.message.strip(), kind)
 
 
 def _strip_type(message: str, kind: str) -> str:
