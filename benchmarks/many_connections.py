@@ -146,6 +146,7 @@ def run(server: str, connections: int, workers: int, concurrency: int, profile: 
             connections_peak = peak.stop()
             role_cpu = {role: (process_tree_cpu(pids) - role_start[role]) / connections for role, pids in roles.items()}
             sizes = _sizes_per_sync(url, connections)
+            stages = _stages(url, created, arrival)
         finally:
             for child in children:
                 try:
@@ -161,7 +162,7 @@ def run(server: str, connections: int, workers: int, concurrency: int, profile: 
             "own_cpu_per_sync": (own_end - own_start) / connections,
             "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
             "seconds": finished - started, "webhooks": len(receiver.bodies), "roles": role_cpu, "sizes": sizes,
-            "profiles": profiles, "peak_connections": connections_peak,
+            "profiles": profiles, "peak_connections": connections_peak, "stages": stages,
         }  # fmt: skip
 
 
@@ -177,6 +178,28 @@ def _sizes_per_sync(url: str, connections: int) -> dict[str, float]:
                   "records": size("SELECT pg_total_relation_size('sp_records')")}  # fmt: skip
     engine.dispose()
     return result
+
+
+def _stages(url: str, created: dict[str, float], arrival: dict[str, float]) -> dict[str, float]:
+    """Median seconds of each stage from a connection's creation to its webhook, from Dagster's runs table: where
+    a burst's latency goes (the scheduling sensor, the run queue and workers, the run, the webhook sensor)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    query = text("SELECT partition, EXTRACT(EPOCH FROM create_timestamp AT TIME ZONE 'UTC'), start_time, end_time "
+                 "FROM runs WHERE status = 'SUCCESS' ORDER BY create_timestamp")  # fmt: skip
+    with engine.connect() as conn:
+        runs = {}
+        for partition, run_created, started, ended in conn.execute(query):
+            runs.setdefault(partition.split("::")[0], (float(run_created), started, ended))
+    engine.dispose()
+    spans = {"to its run's creation (scheduling sensor)": [], "run queued until started (queue, broker, worker)": [],
+             "run started until ended": [], "run ended until webhook (webhook sensor)": []}  # fmt: skip
+    for connection_id, (run_created, started, ended) in runs.items():
+        points = (created[connection_id], run_created, started, ended, arrival[connection_id])
+        for span, (start, end) in zip(spans.values(), zip(points, points[1:])):
+            span.append(end - start)
+    return {name: percentile(values, 0.5) for name, values in spans.items() if values}
 
 
 def _wait_until_ready(api: str, env: dict, workers: int) -> None:
@@ -245,6 +268,7 @@ def main() -> None:
         print(f"{'':28} own CPU-s a sync by process: " + ", ".join(f"{k} {v:.3f}" for k, v in r["roles"].items()))
         print(f"{'':28} KB a sync in PostgreSQL: " + ", ".join(f"{k} {v:.1f}" for k, v in r["sizes"].items()))
         print(f"{'':28} PostgreSQL client connections at the peak: {r['peak_connections']}")
+        print(f"{'':28} median seconds from creation: " + ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items()))
         for line in report(r["profiles"]):
             print(f"{'':28} {line}")
     if len(results) == 2:
