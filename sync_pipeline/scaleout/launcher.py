@@ -96,6 +96,9 @@ class SyncPipelineCeleryRunLauncher(CeleryRunLauncher):
         """How many pings in a row `hostname` left unanswered (one lost reply is not a dead worker)."""
         with self._pong_lock:
             if time.monotonic() - self._pinged_at > PING_TTL:
+                # With the broker unreachable the ping raises (its connection cut, or refused) before counting
+                # anything: run monitoring logs the error and no worker is held silent for the outage
+                # (test_broker_down.py's run executing while the broker is down).
                 replies = self.celery.control.ping(timeout=PING_SECONDS) or []
                 answered = {name for reply in replies for name in reply}
                 self._pinged_at = time.monotonic()
