@@ -37,7 +37,7 @@ def prepare_environment(home: Path | None = None) -> dict[str, str]:
     if url:
         os.environ["SYNC_PIPELINE_DATABASE_URL"] = normalize_database_url(url)
     url = url and normalize_database_url(url)
-    (home / "dagster.yaml").write_text(render_instance_yaml(instance_template().read_text(), url) + scaleout_yaml(url))
+    (home / "dagster.yaml").write_text(scaleout_yaml(render_instance_yaml(instance_template().read_text(), url), url))
     if not os.environ.get("SYNC_PIPELINE_SECRET_KEY"):
         key_file = home / "secret_key"
         if not key_file.exists():
@@ -58,13 +58,13 @@ def configured_broker() -> str | None:
         raise click.ClickException(str(error)) from None
 
 
-def scaleout_yaml(url: str | None) -> str:
-    """The run launcher blocks of scale-out mode when SYNC_PIPELINE_BROKER_URL is set; a clear error when it
-    cannot work (a broker that is not amqp:// or redis://, or storage on SQLite)."""
+def scaleout_yaml(instance_yaml: str, url: str | None) -> str:
+    """The instance's dagster.yaml for scale-out mode when SYNC_PIPELINE_BROKER_URL is set; a clear error when
+    it cannot work (a broker that is not amqp:// or redis://, storage on SQLite, a bad setting)."""
     from sync_pipeline.scaleout import ScaleOutError, render_scaleout_yaml
 
     try:
-        return render_scaleout_yaml(url)
+        return render_scaleout_yaml(instance_yaml, url)
     except ScaleOutError as error:
         raise click.ClickException(str(error)) from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from sqlalchemy.engine import make_url
 
@@ -10,6 +11,14 @@ BROKER_VARIABLE = "SYNC_PIPELINE_BROKER_URL"
 QUEUE_VARIABLE = "SYNC_PIPELINE_QUEUE"
 DEFAULT_QUEUE = "sync_pipeline"  # our own queue, apart from dagster-celery's default "dagster" on a shared broker
 BROKER_SCHEMES = ("amqp", "pyamqp", "amqps", "redis", "rediss")
+MAX_RUNS_VARIABLE = "SYNC_PIPELINE_MAX_CONCURRENT_RUNS"
+# Slots of Dagster's run queue with workers: a small run holds its slot about a second, so the slots, not the
+# workers, bound syncs a minute (8 carried 351-424 a minute on 2 workers x 2, 64 carried 607-762).
+DEFAULT_MAX_RUNS = 64
+# Runs beyond the workers' pool processes wait in the broker, STARTING, and run monitoring fails a run that
+# has not started within start_timeout_seconds: with workers it allows an hour of waiting behind long syncs.
+# (A run whose message is lost -- a worker killed between taking it and starting it -- waits that long too.)
+START_TIMEOUT_SECONDS = 3600
 
 
 class ScaleOutError(ValueError):
@@ -50,14 +59,35 @@ def check_shared_storage(database_url: str | None) -> str:
     return database_url
 
 
-def render_scaleout_yaml(database_url: str | None) -> str:
-    """The blocks appended to dagster.yaml in scale-out mode ('' without a broker). Values stay `env:` references
-    where they are secrets (the broker and database URLs carry passwords), so dagster.yaml never holds them."""
-    broker = broker_url()
-    if broker is None:
-        return ""
+def render_scaleout_yaml(instance_yaml: str, database_url: str | None) -> str:
+    """The instance's dagster.yaml in scale-out mode: the run queue's slots and start timeout for workers, and
+    the run launcher's blocks appended (unchanged without a broker). Values stay `env:` references where they
+    are secrets (the broker and database URLs carry passwords), so dagster.yaml never holds them."""
+    if broker_url() is None:
+        return instance_yaml
     check_shared_storage(database_url)
-    return RUN_LAUNCHER.format(queue=queue_name(), broker_variable=BROKER_VARIABLE)
+    for key, value in (("max_concurrent_runs", max_concurrent_runs()), ("start_timeout_seconds", START_TIMEOUT_SECONDS)):
+        instance_yaml = _replace_setting(instance_yaml, key, value)
+    return instance_yaml + RUN_LAUNCHER.format(queue=queue_name(), broker_variable=BROKER_VARIABLE)
+
+
+def max_concurrent_runs() -> int:
+    """SYNC_PIPELINE_MAX_CONCURRENT_RUNS, checked, else DEFAULT_MAX_RUNS."""
+    text = os.environ.get(MAX_RUNS_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_MAX_RUNS
+    if not text.isdigit() or int(text) < 1:
+        raise ScaleOutError(f"{MAX_RUNS_VARIABLE} must be a whole number of runs of at least 1, not {text!r}")
+    return int(text)
+
+
+def _replace_setting(instance_yaml: str, key: str, value: int) -> str:
+    """dagster.yaml's one `key: <number>` line with `value`, its comments kept (the file is the documentation)."""
+    line = re.compile(rf"^( +{key}: )\d+( *#.*)?$", re.MULTILINE)
+    replaced, count = line.subn(rf"\g<1>{value}  # set for scale-out mode (docs/deploy.md)", instance_yaml)
+    if count != 1:
+        raise ScaleOutError(f"dagster.yaml must set {key} on one line of its own to run with workers")
+    return replaced
 
 
 # dagster-celery's CeleryRunLauncher, subclassed (sync_pipeline.scaleout.launcher) for two things: its results

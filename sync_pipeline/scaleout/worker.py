@@ -16,6 +16,7 @@ from dagster_celery.make_app import make_app
 
 from sync_pipeline.scaleout.instance import ScaleOutError
 from sync_pipeline.scaleout.launcher import SyncPipelineCeleryRunLauncher
+from sync_pipeline.sdk.http import shared_ssl_context
 
 
 def worker_app(instance: DagsterInstance) -> tuple[Celery, str]:
@@ -71,6 +72,9 @@ def start_worker(concurrency: int, queue: str | None, name: str | None, code_mod
 
     for module in code_modules:
         importlib.import_module(module)
+    # Loading certifi's CA bundle took each pool process half a second in its first run (py-spy); loaded here,
+    # it is inherited through fork, as the code is. A context holds no connection, so sharing it is safe.
+    shared_ssl_context()
     instance = DagsterInstance.get()
     try:
         app, default_queue = worker_app(instance)

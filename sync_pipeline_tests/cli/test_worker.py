@@ -9,6 +9,8 @@ from click.testing import CliRunner
 
 from sync_pipeline.cli import main
 from sync_pipeline.scaleout import render_scaleout_yaml
+from sync_pipeline.settings import render_instance_yaml
+from sync_pipeline_tests.conftest import REPO
 
 POSTGRES = "postgresql+psycopg2://sp:secret@db.internal:5432/sp"
 
@@ -58,13 +60,41 @@ def test_a_broker_url_that_is_neither_rabbitmq_nor_redis_is_refused(operator_env
 
 
 def test_the_instance_launches_runs_on_celery_only_with_a_broker(operator_env):
-    assert render_scaleout_yaml(POSTGRES) == ""  # no broker: Dagster's default launcher, as shipped
+    template = render_instance_yaml((REPO / "dagster.yaml").read_text(), POSTGRES)
+    assert render_scaleout_yaml(template, POSTGRES) == template  # no broker: Dagster's default launcher, as shipped
 
     operator_env.setenv("SYNC_PIPELINE_BROKER_URL", "redis://:hunter2@cache.internal:6379/0")
-    config = yaml.safe_load(render_scaleout_yaml(POSTGRES))
+    rendered = render_scaleout_yaml(template, POSTGRES)
+    config = yaml.safe_load(rendered)
 
     assert config["run_launcher"]["class"] == "SyncPipelineCeleryRunLauncher"
     assert config["run_launcher"]["config"] == {"broker": {"env": "SYNC_PIPELINE_BROKER_URL"}, "default_queue": "sync_pipeline"}
     assert config["compute_logs"]["class"] == "NoOpComputeLogManager"  # no capture processes per run step
-    assert "run_monitoring" not in config  # dagster.yaml's own block (every mode) also watches the workers
-    assert "hunter2" not in render_scaleout_yaml(POSTGRES)  # the broker's password stays in the environment
+    # The run queue's slots for many small runs on workers, and an hour for a run waiting in the broker.
+    assert config["concurrency"]["runs"]["max_concurrent_runs"] == 64
+    assert config["run_monitoring"]["start_timeout_seconds"] == 3600
+    assert config["run_monitoring"]["poll_interval_seconds"] == 10  # the rest of dagster.yaml as it is
+    keys = [line.split(":")[0].strip() for line in rendered.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert keys.count("max_concurrent_runs") == 1 and keys.count("run_monitoring") == 1  # replaced, not repeated
+    assert "hunter2" not in rendered  # the broker's password stays in the environment
+
+
+def test_an_operator_sets_the_run_queues_slots_for_their_workers(operator_env):
+    operator_env.setenv("SYNC_PIPELINE_BROKER_URL", "amqp://guest:guest@mq.internal:5672//")
+    template = render_instance_yaml((REPO / "dagster.yaml").read_text(), POSTGRES)
+    operator_env.setenv("SYNC_PIPELINE_MAX_CONCURRENT_RUNS", "200")
+
+    assert yaml.safe_load(render_scaleout_yaml(template, POSTGRES))["concurrency"]["runs"]["max_concurrent_runs"] == 200
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "lots", "1.5"])
+def test_slots_that_are_not_a_positive_whole_number_are_refused_naming_the_variable(operator_env, value):
+    operator_env.setenv("SYNC_PIPELINE_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    operator_env.setenv("SYNC_PIPELINE_DATABASE_URL", POSTGRES)
+    operator_env.setenv("SYNC_PIPELINE_MAX_CONCURRENT_RUNS", value)
+
+    result = CliRunner().invoke(main, ["worker"])
+
+    assert result.exit_code == 1
+    assert "SYNC_PIPELINE_MAX_CONCURRENT_RUNS must be a whole number" in result.output and value in result.output
+    assert "Traceback" not in result.output
