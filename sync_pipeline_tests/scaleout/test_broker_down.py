@@ -1,8 +1,8 @@
 """The broker down (docs/deploy.md, Faults). When the daemon launches a run: the launch fails, the scheduler retries
 the partition 15 s later, and once the broker is back the retry syncs every record: a failed launch, not a lost
-run. While a run executes: it finishes, and run monitoring's pings of the workers fail rather than declare
-its worker lost. The outage is real: the deployment's processes reach RabbitMQ through a TCP relay that is closed (connections
-refused, open ones cut) and opened again; the workers reconnect by themselves."""
+run. While a run executes: it finishes, and run monitoring's pings of the workers fail rather than declare its
+worker lost. The outage is real: the deployment's processes reach RabbitMQ through a TCP relay that is closed
+(connections refused, open ones cut) and opened again; the workers reconnect by themselves."""
 
 from __future__ import annotations
 
