@@ -32,7 +32,10 @@ class AcmeApi(FakeApi):
             time.sleep(self.page_delay)
             pages_served = sum(1 for r in self.requests if r.url.path == "/contacts") - 1
             if self.crash_after_pages is not None and pages_served >= self.crash_after_pages:
-                return JSONResponse({"message": "backend exploded"}, status_code=500)
+                # Retry-After: 0 lets the client spend its retries at once: the tests that crash a run check what
+                # the failed run leaves behind, not the client's backoff (test_http_and_pagination.py does),
+                # and with it each failed run took the 15 s of the default RetryPolicy's backoff.
+                return JSONResponse({"message": "backend exploded"}, status_code=500, headers={"Retry-After": "0"})
             rows = sorted(self.contacts.values(), key=lambda c: c["id"])
             since = request.query_params.get("updated_since")
             if since:

@@ -76,26 +76,18 @@ def test_a_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(rabbitmq
         pages_before_kill = len(slow.requests)
         kill_group(deployment.workers.pop(victim))
 
-        successes = _wait_for_success_webhook(deployment, "slowco", timeout=120)
+        success = deployment.wait_for_webhook("slowco", success=True, timeout=120)
         time.sleep(6)  # a second one would come by the notification sensor's next tick
 
     slowco = [hook for hook in deployment.webhooks() if hook["connectionId"] == "slowco"]
     # The killed attempt is reported as the failed run it was, then the retry's success: one, counting each
     # record once across both attempts.
     assert [hook["success"] for hook in slowco] == [False, True], slowco
-    assert successes[0]["responseResults"] == {"added": 20, "updated": 0, "deleted": 0}
+    assert success["responseResults"] == {"added": 20, "updated": 0, "deleted": 0}
     status = deployment.status("slowco")
     assert status["status"] == "SUCCESS" and status["recordCount"] == {"SlackUser": 20}
     # It resumed from its checkpoint: the pages read before the kill were not all read again.
     assert len(slow.requests) < pages_before_kill + 10
-
-
-def _wait_for_success_webhook(deployment, connection_id: str, timeout: float) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while not (hooks := [h for h in deployment.webhooks() if h["connectionId"] == connection_id and h["success"]]):
-        assert time.monotonic() < deadline, f"no successful webhook for {connection_id}:\n{deployment.logs()}"
-        time.sleep(0.5)
-    return hooks
 
 
 def _runs_received(worker) -> int:
