@@ -119,22 +119,18 @@ def partition_status(instance: DagsterInstance, store: Store, sync: SyncDefiniti
         "retry": _retry(row),
         # Why the latest run failed (type, message with provider status, URL and cause), else null.
         "error": run_failure(instance, run.dagster_run.run_id).as_dict() if execution == "ERROR" and run else None,
-        "progress": _progress(unfinished) if execution == "RUNNING" and _reported_by(unfinished, run) else None,
+        "progress": _progress(unfinished, run) if execution == "RUNNING" else None,
     }
 
 
-def _reported_by(unfinished: RunProgress | None, run: RunRecord | None) -> bool:
-    """Whether the run in flight wrote these counts: a queued retry shows none of the crashed run's before it."""
-    updated = unfinished.updated_at if unfinished is not None else None
-    return run is not None and updated is not None and updated >= run.create_timestamp
-
-
-def _progress(unfinished: RunProgress | None) -> dict[str, Any] | None:
-    """The counts the run in progress wrote so far (none before its first report)."""
-    if unfinished is None or not unfinished.progress:
+def _progress(unfinished: RunProgress | None, run: RunRecord | None) -> dict[str, Any] | None:
+    """The counts the run in flight wrote so far: none before its first report, and none of a crashed run's
+    while its retry waits in the queue (written before the retry was created)."""
+    if unfinished is None or not unfinished.progress or unfinished.updated_at is None:
         return None
-    updated = unfinished.updated_at
-    return {**unfinished.progress, "updatedAt": updated.isoformat().replace("+00:00", "Z") if updated else None}
+    if run is None or unfinished.updated_at < run.create_timestamp:
+        return None
+    return {**unfinished.progress, "updatedAt": unfinished.updated_at.isoformat().replace("+00:00", "Z")}
 
 
 def _retry(row: PartitionRow) -> dict[str, Any] | None:

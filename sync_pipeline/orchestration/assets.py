@@ -158,16 +158,14 @@ def execute_sync(
     mode_name = context.run.tags.get(MODE_TAG, MODE_INCREMENTAL)
     mode = RunMode.from_name(mode_name, allow_mass_delete=context.run.tags.get(ALLOW_MASS_DELETE_TAG) == "true")
 
-    def on_checkpoint(checkpoint, generation, started_at) -> None:
-        store.partitions.save_progress(
-            integration, sync.name, partition, generation=generation, started_at=started_at, checkpoint=checkpoint
-        )
-
     def on_progress(progress, checkpoint, generation, started_at) -> None:
         store.partitions.save_progress(
             integration, sync.name, partition, generation=generation, started_at=started_at, checkpoint=checkpoint,
             progress=progress,
         )  # fmt: skip
+
+    def on_checkpoint(checkpoint, generation, started_at) -> None:
+        on_progress(None, checkpoint, generation, started_at)  # the counts already stored stay
 
     def on_metadata(metadata, merge) -> None:
         # As the metadata routes do: all or nothing, and a base variant the new metadata asks for appears.

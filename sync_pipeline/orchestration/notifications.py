@@ -31,7 +31,7 @@ from sync_pipeline.keys import InvalidPartitionKey, parse_partition_key
 from sync_pipeline.orchestration.assets import partition_id
 from sync_pipeline.orchestration.failures import run_failure
 from sync_pipeline.orchestration.resources import SyncPipelineResource
-from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key
+from sync_pipeline.orchestration.run_metadata import RunMetadata, asset_key, run_event_fetchers
 from sync_pipeline.orchestration.state import last_run
 from sync_pipeline.sdk.declaration import Registry, SyncDefinition
 from sync_pipeline.settings import WebhookSettings
@@ -124,7 +124,7 @@ class _Collector:
         self._overrides: dict[str, dict[str, str]] = {}
         self._pending: list[tuple[str, str, str, str, int]] = []
         self.enqueued = 0
-        self._run_event_fetchers = (instance.fetch_materializations, instance.fetch_observations)
+        self._run_event_fetchers = run_event_fetchers(instance)
 
     def collect(self, cursor: int, now: datetime) -> int:
         materializations, failures, new_cursor = self._read(cursor)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import os
 from threading import Lock
 
-from sqlalchemy.engine import Engine
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
+from sqlalchemy.engine import Engine
 
 # Opened on demand, kept up to pool_size (the daemon's threads: sensors, submit and dequeue workers); no pre-ping,
 # which cost a round trip per statement (18% of the daemon's samples), as dagster-postgres's webserver pool.

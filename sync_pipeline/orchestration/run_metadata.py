@@ -7,7 +7,7 @@ tell the app (cursor watermark, generation, checkpoints) sits under one key, `sy
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -146,15 +146,17 @@ class RunMetadata:
         )
 
 
+def run_event_fetchers(instance: DagsterInstance) -> tuple[Callable[..., Any], ...]:
+    """Where a run's metadata is: a materialization of each model it changed, an observation of each it did not."""
+    return (instance.fetch_materializations, instance.fetch_observations)
+
+
 def run_events(
     instance: DagsterInstance, records_filter: AssetRecordsFilter, *, ascending: bool = False, page: int = PAGE
 ) -> Iterator[EventLogRecord]:
     """The materializations and observations matching `records_filter`, in storage order (newest first unless
     `ascending`), read `page` at a time: every run of a partition, whether or not it changed records."""
-    pages = [
-        _paged(fetch, records_filter, ascending, page)
-        for fetch in (instance.fetch_materializations, instance.fetch_observations)
-    ]
+    pages = [_paged(fetch, records_filter, ascending, page) for fetch in run_event_fetchers(instance)]
     yield from heapq.merge(*pages, key=lambda record: record.storage_id, reverse=not ascending)
 
 

@@ -86,7 +86,6 @@ class ChangeQuery:
     ids: Sequence[str] = field(default_factory=tuple)
 
 
-live = records.alias("live")
 @dataclass
 class WriteGuard:
     """A run's merging strategy `ignore_if_modified_after_cursor` (Nango's) on one stream: records another
@@ -170,7 +169,7 @@ class RecordsCache:
                 newer = guard.unguarded(conn, sid, [record.id for record in batch])
                 batch = [record for record in batch if record.id not in newer] if newer else batch
             changes = bulk.changed(conn, sid, [(record.id, record.hash) for record in batch])
-            written = [record for record in batch if changes.get(record.id, bulk.CHANGE_RESTORED) != bulk.CHANGE_RESTORED]
+            written = [record for record in batch if changes.get(record.id) in (bulk.CHANGE_ADDED, bulk.CHANGE_UPDATED)]
             rows: list[bulk.RecordRow] = [
                 (sid, r.id, seq + n, r.payload, r.hash, stamp, stamp, ADDED if changes[r.id] == bulk.CHANGE_ADDED else UPDATED)
                 for n, r in enumerate(written, start=1)
@@ -182,9 +181,7 @@ class RecordsCache:
                 bulk.release_stream(conn, sid, seq + len(rows), live_delta=added)
                 if guard is not None:
                     guard.written.update((row[1], row[2]) for row in rows)
-            bulk.restore_payloads(
-                conn, sid, [(r.id, r.payload) for r in batch if changes.get(r.id, -1) == bulk.CHANGE_RESTORED]
-            )
+            bulk.restore_payloads(conn, sid, [(r.id, r.payload) for r in batch if changes.get(r.id) == bulk.CHANGE_RESTORED])
             if generation is not None:
                 written_ids = {record.id for record in written}
                 bulk.mark_seen(conn, sid, generation, [record.id for record in batch if record.id not in written_ids])
@@ -316,7 +313,7 @@ class RecordsCache:
         readers (its variant `#<generation>` is no variant's name), and moved into `key` by `replace_with_shadows`
         when the run succeeds. Shadows of `key` left by earlier runs that failed are dropped."""
         sid = self.stream_id(key)
-        shadow_key = StreamKey(key.integration, key.connection_id, key.model, SHADOW_PREFIX + generation)
+        shadow_key = _shadow_key(key, generation)
         with self.engine.begin() as conn:
             bulk.lock_stream(conn, sid)
             stale = conn.execute(
@@ -330,12 +327,12 @@ class RecordsCache:
 
     def has_shadow(self, key: StreamKey, generation: str) -> bool:
         """Whether run `generation` was a cache-clearing run writing a shadow of `key` (not yet swapped in)."""
-        shadow_key = StreamKey(key.integration, key.connection_id, key.model, SHADOW_PREFIX + generation)
-        return self.stream_id(shadow_key, create=False) is not None
+        return self.stream_id(_shadow_key(key, generation), create=False) is not None
 
     def count_replaced_away(self, key: StreamKey, shadow_key: StreamKey) -> int:
         """Live records of `key` that its shadow does not have: what replacing it would remove."""
         sid, shadow_sid = self.stream_id(key), self.stream_id(shadow_key, create=False)
+        live = records.alias("live")
         kept = select(records.c.record_id).where(
             records.c.stream_id == shadow_sid, records.c.deleted_at.is_(None), records.c.record_id == live.c.record_id
         )
@@ -488,6 +485,8 @@ class PrepareFn:  # pragma: no cover - typing aid only
     def __call__(self, records: Sequence[dict[str, Any]]) -> list[PreparedRecord]: ...
 
 
+def _shadow_key(key: StreamKey, generation: str) -> StreamKey:
+    return StreamKey(key.integration, key.connection_id, key.model, SHADOW_PREFIX + generation)
 
 
 def _identity(key: StreamKey):
