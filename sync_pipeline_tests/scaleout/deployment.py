@@ -79,6 +79,13 @@ class Deployment:
             time.sleep(0.5)
         return hooks[0]
 
+    def wait_for_requests(self, provider, count: int, timeout: float = 90) -> None:
+        """Until the fake `provider` has answered `count` requests: a worker is executing the run."""
+        deadline = time.monotonic() + timeout
+        while len(provider.requests) < count:
+            assert time.monotonic() < deadline, f"the run did not start:\n{self.logs()}"
+            time.sleep(0.2)
+
     def run_records(self) -> list[RunRecord]:
         """Dagster's runs of the deployment, oldest first: what its UI's Runs page lists."""
         with environ({"SYNC_PIPELINE_DATABASE_URL": self.env["SYNC_PIPELINE_DATABASE_URL"]}):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from dagster import DagsterRunStatus
 
 from sync_pipeline.vocabulary import WORKER_LOST_TAG
@@ -15,6 +16,8 @@ from sync_pipeline_tests.fakes.relay import tcp_relay
 from sync_pipeline_tests.fakes.server import ServedApp
 from sync_pipeline_tests.scaleout.deployment import scaleout_deployment
 from sync_pipeline_tests.scaleout.test_celery_workers import slack_api
+
+pytestmark = pytest.mark.postgres_only
 
 
 def test_a_run_launched_while_the_broker_is_down_fails_its_launch_and_its_retry_syncs_everything(tmp_path):
@@ -64,7 +67,7 @@ def test_a_run_executing_while_the_broker_is_down_for_thirty_seconds_finishes_an
     ):
         slow.url, fast.url = served_slow.url, served_fast.url
         deployment.create_slack_connection("during", slow)
-        _wait_for_pages(slow, 2, deployment)  # a worker executes the run
+        deployment.wait_for_requests(slow, 2)  # a worker executes the run
         relay.close()  # the broker goes down for everyone: the daemon's pings and the workers' consumers
         time.sleep(30)  # run monitoring (every 10 s) checks the run at least twice meanwhile
         pages_during_outage = len(slow.requests)
@@ -93,10 +96,3 @@ def test_a_run_executing_while_the_broker_is_down_for_thirty_seconds_finishes_an
     assert [run.dagster_run.status for run in runs] == [DagsterRunStatus.SUCCESS, DagsterRunStatus.SUCCESS], runs
     assert all(WORKER_LOST_TAG not in run.dagster_run.tags for run in runs), [run.dagster_run.tags for run in runs]
     assert after["responseResults"] == {"added": 20, "updated": 0, "deleted": 0}
-
-
-def _wait_for_pages(slack, pages: int, deployment) -> None:
-    deadline = time.monotonic() + 90
-    while len(slack.requests) < pages:
-        assert time.monotonic() < deadline, f"the run did not start:\n{deployment.logs()}"
-        time.sleep(0.2)

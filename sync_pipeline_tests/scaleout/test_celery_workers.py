@@ -14,6 +14,8 @@ from sync_pipeline_tests.fakes.server import ServedApp
 from sync_pipeline_tests.fakes.slack import SlackApi
 from sync_pipeline_tests.scaleout.deployment import kill_group, scaleout_deployment
 
+pytestmark = pytest.mark.postgres_only
+
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
 
 
@@ -66,10 +68,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(rabbitmq
         deployment.create_slack_connection("slowco", slow)
 
         # Half way: a few pages read and checkpointed by whichever worker took the run.
-        deadline = time.monotonic() + 90
-        while len(slow.requests) < 4:
-            assert time.monotonic() < deadline, f"the run did not start:\n{deployment.logs()}"
-            time.sleep(0.2)
+        deployment.wait_for_requests(slow, 4)
         took = [name for name, worker in deployment.workers.items() if _runs_received(worker) > received[name]]
         assert len(took) == 1, (received, {n: _runs_received(w) for n, w in deployment.workers.items()}, deployment.logs(80))
         [victim] = took

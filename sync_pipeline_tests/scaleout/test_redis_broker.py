@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from sync_pipeline_tests.fakes.server import ServedApp
 from sync_pipeline_tests.scaleout.deployment import scaleout_deployment
 from sync_pipeline_tests.scaleout.test_celery_workers import slack_api
+
+pytestmark = pytest.mark.postgres_only
 
 REDIS = "redis://127.0.0.1:6379/0"
 

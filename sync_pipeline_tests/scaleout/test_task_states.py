@@ -18,6 +18,8 @@ from sync_pipeline_tests.fakes.server import ServedApp
 from sync_pipeline_tests.fakes.slack import SlackApi
 from sync_pipeline_tests.scaleout.deployment import scaleout_deployment
 
+pytestmark = pytest.mark.postgres_only
+
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
 TWO_DAYS = timedelta(days=2)
 
