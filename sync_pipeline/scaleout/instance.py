@@ -82,7 +82,8 @@ def max_concurrent_runs() -> int:
 
 
 def _replace_setting(instance_yaml: str, key: str, value: int) -> str:
-    """dagster.yaml's one `key: <number>` line with `value`, its comments kept (the file is the documentation)."""
+    """dagster.yaml's one `key: <number>` line with `value`, the file's other lines and comments as they are (it is
+    the documentation); the line's own comment becomes a note that scale-out mode set it."""
     line = re.compile(rf"^( +{key}: )\d+( *#.*)?$", re.MULTILINE)
     replaced, count = line.subn(rf"\g<1>{value}  # set for scale-out mode (docs/deploy.md)", instance_yaml)
     if count != 1:
