@@ -8,7 +8,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 
 from sync_pipeline.settings import normalize_database_url
-from sync_pipeline.store._migrate import migrate
+from sync_pipeline.store._migrate import file_lock, migrate, sqlite_lock_path
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -35,10 +35,12 @@ def create_database_engine(url: str) -> Engine:
     url = normalize_database_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", _tune_sqlite)
+        event.listen(engine, "connect", _tune_sqlite_connection)
     else:
         engine = create_engine(url, executemany_mode="values_plus_batch", pool_pre_ping=True)
     try:
+        if engine.dialect.name == "sqlite":
+            _set_up_sqlite_file(engine)
         migrate(engine)
     except BaseException:
         engine.dispose()
@@ -46,15 +48,22 @@ def create_database_engine(url: str) -> Engine:
     return engine
 
 
-def _tune_sqlite(dbapi_connection, _record) -> None:
-    # WAL lets the API read while a sync writes; NORMAL sync is durable across app crashes in WAL mode.
-    # 8 KiB pages for a new database (an existing one keeps its own): a ~400-byte record row and its index
-    # entries take fewer pages to look up and to log. Checkpointing every 5,000 of them (~40 MB of WAL)
+def _set_up_sqlite_file(engine: Engine) -> None:
+    # The file's own settings, kept in it: 8 KiB pages for a new database (an existing one keeps its own), as
+    # a ~400-byte record row and its index entries take fewer pages to look up and to log; and WAL, which lets
+    # the API read while a sync writes. Turning a new file to WAL takes its exclusive lock, and two connections
+    # doing it at once deadlock, which SQLite settles by failing one at once with "database is locked" without
+    # waiting. So it is done under the migrations' lock, one process or thread at a time.
+    with engine.connect() as conn, file_lock(sqlite_lock_path(engine)):
+        conn.exec_driver_sql("PRAGMA page_size=8192")
+        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+
+def _tune_sqlite_connection(dbapi_connection, _record) -> None:
+    # NORMAL sync is durable across app crashes in WAL mode. Checkpointing every 5,000 pages (~40 MB of WAL)
     # instead of SQLite's 1,000 4 KiB pages halves the checkpoints' fsyncs during a large sync.
-    # The figures behind both are in benchmarks/README.md.
+    # The figures behind both this and the page size are in benchmarks/README.md.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA page_size=8192")
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA wal_autocheckpoint=5000")

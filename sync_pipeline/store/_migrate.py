@@ -89,7 +89,7 @@ def schema_lock(engine: Engine) -> Iterator[Connection]:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
             yield conn
         return
-    with file_lock(_lock_path(engine)):
+    with file_lock(sqlite_lock_path(engine)):
         with engine.begin() as conn:
             yield conn
 
@@ -111,7 +111,8 @@ def file_lock(path: Path | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _lock_path(engine: Engine) -> Path | None:
+def sqlite_lock_path(engine: Engine) -> Path | None:
+    """The file whose lock serializes changes to a SQLite database's schema; None for one in memory."""
     database = engine.url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
