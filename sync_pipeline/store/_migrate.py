@@ -112,7 +112,7 @@ def file_lock(path: Path | None) -> Iterator[None]:
 
 
 def sqlite_lock_path(engine: Engine) -> Path | None:
-    """The file whose lock serializes changes to a SQLite database's schema and file settings; None for one in memory."""
+    """The file whose lock serializes changes to a SQLite database's schema and file settings; None in memory."""
     database = engine.url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
