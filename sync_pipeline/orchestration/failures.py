@@ -43,19 +43,17 @@ def run_failure(instance: DagsterInstance, run_id: str) -> RunFailure:
         if data.error is not None:
             kind, message = _innermost(data.error)  # Dagster wraps the user's exception in its own step error
             return RunFailure(run_id, kind, message, failed_at)
-    failures = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE, limit=1).records
-    launch = _launch_error(instance, run_id)
-    for record in failures:
+    for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE, limit=1).records:
         entry = record.event_log_entry
-        if launch is not None:
-            return RunFailure(run_id, launch.type, launch.message, _iso(entry.timestamp))
-        return RunFailure(run_id, "RunFailure", entry.message or "the run failed", _iso(entry.timestamp))
+        kind, message = _launch_error(instance, run_id) or ("RunFailure", entry.message or "the run failed")
+        return RunFailure(run_id, kind, message, _iso(entry.timestamp))
     return RunFailure(run_id, "RunFailure", "the run failed before it started its step")
 
 
-def _launch_error(instance: DagsterInstance, run_id: str) -> RunFailure | None:
-    """Why the daemon could not launch a run (the broker down...): the error of its engine event. Only for a run
-    that never started, whose failure Dagster records as "marked as failed from outside the execution context"."""
+def _launch_error(instance: DagsterInstance, run_id: str) -> tuple[str, str] | None:
+    """Why the daemon could not launch a run (the broker down...): the type and message of its engine event's
+    error. Only for a run that never started, whose failure Dagster records as "marked as failed from outside the
+    execution context"."""
     record = next(iter(instance.get_run_records(RunsFilter(run_ids=[run_id]), limit=1)), None)
     if record is None or record.start_time is not None:
         return None
@@ -64,7 +62,7 @@ def _launch_error(instance: DagsterInstance, run_id: str) -> RunFailure | None:
         data = event.event_log_entry.dagster_event.engine_event_data
         if data is not None and data.error is not None:
             kind, message = _innermost(data.error)  # kombu's OperationalError wraps the socket's error
-            return RunFailure(run_id, kind, f"the run could not be launched: {message}")
+            return kind, f"the run could not be launched: {message}"
     return None
 
 
