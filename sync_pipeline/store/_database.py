@@ -33,13 +33,14 @@ def utcnow() -> datetime:
 def create_database_engine(url: str) -> Engine:
     """An engine for SQLite (WAL, waits on locks) or PostgreSQL (batched executemany), its schema migrated to head."""
     url = normalize_database_url(url)
-    if make_url(url).get_backend_name() == "sqlite":
+    sqlite = make_url(url).get_backend_name() == "sqlite"
+    if sqlite:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _tune_sqlite_connection)
     else:
         engine = create_engine(url, executemany_mode="values_plus_batch", pool_pre_ping=True)
     try:
-        if engine.dialect.name == "sqlite":
+        if sqlite:
             _set_up_sqlite_file(engine)
         migrate(engine)
     except BaseException:
